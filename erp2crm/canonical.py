@@ -1,0 +1,72 @@
+"""The canonical model every connector maps into: one entity name, its table and its typed fields.
+
+Entities are singular (`order`), their hub tables plural (`orders`). Timestamps are UTC and end in
+`_at`; calendar dates end in `_date`; money is an amount plus an ISO 4217 currency. Every row keeps the
+`source_system` and `source_id` it came from; documents point to their customer by
+`customer_source_id` (the customer record's id in the same source system).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Field kinds; the hub store and the mapping engine both coerce by these.
+STRING, INTEGER, FLOAT, BOOLEAN, DATE, TIMESTAMP = "string", "integer", "float", "boolean", "date", "timestamp"
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    table: str
+    fields: dict[str, str]  # field name -> kind, in column order
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("source_system", "source_id")
+
+
+_KEYS = {"source_system": STRING, "source_id": STRING}
+
+CUSTOMER_RECORD = Entity("customer_record", "customer_records", {
+    **_KEYS,
+    "name": STRING, "given_name": STRING, "family_name": STRING, "company_name": STRING,
+    "is_company": BOOLEAN, "email": STRING, "phone": STRING, "tax_id": STRING,
+    "street": STRING, "city": STRING, "postcode": STRING, "region": STRING, "country": STRING,
+    "birth_date": DATE, "is_active": BOOLEAN, "updated_at": TIMESTAMP,
+})
+
+ORDER = Entity("order", "orders", {
+    **_KEYS,
+    "customer_source_id": STRING, "order_number": STRING,
+    "status": STRING,  # draft | confirmed | done | cancelled
+    "ordered_at": TIMESTAMP, "total_amount": FLOAT, "currency": STRING, "channel": STRING,
+    "updated_at": TIMESTAMP,
+})
+
+INVOICE = Entity("invoice", "invoices", {
+    **_KEYS,
+    "customer_source_id": STRING, "invoice_number": STRING,
+    "kind": STRING,  # invoice | credit_note
+    "status": STRING,  # draft | open | paid | cancelled
+    "invoice_date": DATE, "due_date": DATE,
+    "total_amount": FLOAT, "paid_amount": FLOAT, "outstanding_amount": FLOAT, "currency": STRING,
+    "updated_at": TIMESTAMP,
+})
+
+SERVICE_TICKET = Entity("service_ticket", "service_tickets", {
+    **_KEYS,
+    "customer_source_id": STRING, "ticket_number": STRING, "subject": STRING,
+    "status": STRING,  # open | closed
+    "priority": STRING,  # low | medium | high | urgent
+    "is_complaint": BOOLEAN, "opened_at": TIMESTAMP, "closed_at": TIMESTAMP,
+    "satisfaction": FLOAT,  # 0..1 where the ERP records one, else null
+    "updated_at": TIMESTAMP,
+})
+
+ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, INVOICE, SERVICE_TICKET)}
+DOCUMENT_ENTITIES = ("order", "invoice", "service_ticket")
+
+ORDER_STATUSES = {"draft", "confirmed", "done", "cancelled"}
+INVOICE_KINDS = {"invoice", "credit_note"}
+INVOICE_STATUSES = {"draft", "open", "paid", "cancelled"}
+TICKET_STATUSES = {"open", "closed"}
+TICKET_PRIORITIES = {"low", "medium", "high", "urgent"}
