@@ -1,0 +1,178 @@
+"""Declarative mapping files (mappings/<source>.yaml): ERP tables and columns → canonical entities.
+
+A field is a column name, or an object built from a closed set of steps applied in this order:
+`column` (a list means the first non-null), `lookup` (one or a chain of key→value tables), `values`
+(a value map; `otherwise` for unmapped values, else they pass through so that quality can flag them),
+`transform` (a named transform), `divide_by`, `negate_when`, `default` (for nulls), `when` (rows whose
+other column has given values take a constant). There are no
+expression strings: table and column names are checked against the database before any query runs.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
+from erp2crm.config import format_validation_error, read_yaml
+from erp2crm.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]{0,62}$")  # ERPNext tables contain spaces ("tabSales Order")
+TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
+
+
+def _identifier(value: str) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain table or column name (letters, digits, _ and spaces)")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Lookup(_Strict):
+    table: str
+    key: str
+    value: str
+    where: dict[str, str | int | bool] = {}
+
+    _check = field_validator("table", "key", "value")(classmethod(lambda cls, v: _identifier(v)))
+
+    @field_validator("where")
+    @classmethod
+    def _where_columns(cls, v: dict) -> dict:
+        for column in v:
+            _identifier(column)
+        return v
+
+
+class NegateWhen(_Strict):
+    column: str
+    equals: list[str | int | bool] = Field(min_length=1)
+    _check = field_validator("column")(classmethod(lambda cls, v: _identifier(v)))
+
+
+class When(_Strict):
+    """Rows whose `column` equals one of `equals` take the constant `value`, whatever the other steps gave."""
+    column: str
+    equals: list[str | int | bool] = Field(min_length=1)
+    value: Any
+    _check = field_validator("column")(classmethod(lambda cls, v: _identifier(v)))
+
+
+class FieldSpec(_Strict):
+    column: str | list[str] | None = None
+    lookup: Lookup | list[Lookup] | None = None
+    values: dict[str, Any] | None = None
+    otherwise: Any = None
+    transform: Literal[TRANSFORMS] | None = None
+    divide_by: float | None = Field(None, gt=0)
+    negate_when: NegateWhen | None = None
+    default: Any = None
+    when: list[When] = []
+
+    @field_validator("column")
+    @classmethod
+    def _columns(cls, v):
+        for column in [v] if isinstance(v, str) else (v or []):
+            _identifier(column)
+        return v
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _string_keys(cls, v):
+        # YAML reads `1:` and `true:` as numbers and booleans; source values are compared as text.
+        return {_as_text(k): val for k, val in v.items()} if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _has_source(self) -> "FieldSpec":
+        if self.column is None and self.default is None:
+            raise ValueError("needs a `column` or a constant `default`")
+        if self.lookup is not None and self.column is None:
+            raise ValueError("a `lookup` needs the `column` holding its key")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.column] if isinstance(self.column, str) else list(self.column or [])
+
+    @property
+    def other_columns(self) -> list[str]:
+        """Columns read only to decide a step (negate_when, when)."""
+        return ([self.negate_when.column] if self.negate_when else []) + [w.column for w in self.when]
+
+    @property
+    def lookups(self) -> list[Lookup]:
+        return [] if self.lookup is None else [self.lookup] if isinstance(self.lookup, Lookup) else list(self.lookup)
+
+
+def _as_text(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class StreamMapping(_Strict):
+    table: str
+    primary_key: str
+    updated_at: str | list[str]  # first non-null of these columns is the row's last change
+    fields: dict[str, str | FieldSpec]
+
+    _check = field_validator("table", "primary_key")(classmethod(lambda cls, v: _identifier(v)))
+
+    @field_validator("updated_at")
+    @classmethod
+    def _updated(cls, v):
+        for column in [v] if isinstance(v, str) else v:
+            _identifier(column)
+        return v
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        if isinstance(v, dict):
+            return {k: ({"column": spec} if isinstance(spec, str) else spec) for k, spec in v.items()}
+        return v
+
+    @property
+    def updated_columns(self) -> list[str]:
+        return [self.updated_at] if isinstance(self.updated_at, str) else list(self.updated_at)
+
+
+class SourceMapping(_Strict):
+    source: str
+    connector: Literal["sql"] = "sql"
+    source_timezone: str = "UTC"  # naive timestamps in the source are in this zone
+    default_phone_region: str = Field("CN", min_length=2, max_length=2)
+    streams: dict[str, StreamMapping]
+
+    @model_validator(mode="after")
+    def _canonical_fields(self) -> "SourceMapping":
+        for name, stream in self.streams.items():
+            if name not in ENTITIES:
+                raise ValueError(f"streams.{name}: unknown entity; expected one of {', '.join(ENTITIES)}")
+            allowed = set(ENTITIES[name].fields) - {"source_system", "source_id", "updated_at"}
+            unknown = sorted(set(stream.fields) - allowed)
+            if unknown:
+                raise ValueError(f"streams.{name}.fields: unknown canonical field(s) {', '.join(unknown)}; "
+                                 f"allowed: {', '.join(sorted(allowed))}")
+            if name in DOCUMENT_ENTITIES and "customer_source_id" not in stream.fields:
+                raise ValueError(f"streams.{name}.fields: customer_source_id is required (the document's customer)")
+        if "customer_record" not in self.streams:
+            raise ValueError("streams: a source needs a customer_record stream")
+        return self
+
+
+def load_mapping(path: Path) -> SourceMapping:
+    try:
+        mapping = SourceMapping.model_validate(read_yaml(path))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(path, e)) from None
+    if mapping.source != path.stem:
+        raise ConfigError(f"{path}: source: {mapping.source!r} must match the file name {path.stem!r}")
+    return mapping

@@ -1,0 +1,117 @@
+"""The `erp2crm` command line."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from erp2crm.paths import VAR
+
+
+def _hub(url: str | None):
+    from hub import HubStore
+
+    url = url or os.environ.get("ERP2CRM_HUB_URL") or f"sqlite:///{(VAR / 'demo' / 'hub.db').resolve()}"
+    hub = HubStore(url)
+    hub.migrate()
+    return hub
+
+
+@click.group()
+def main() -> None:
+    """erp2crm: ERP orders, invoices and tickets in; unified, enriched CRM customer profiles out."""
+
+
+@main.command()
+@click.option("--customers", default=300, show_default=True, help="True customers in the generated demo ERPs.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--var-dir", type=click.Path(path_type=Path), default=None, help="State folder (default var/demo).")
+def demo(customers: int, seed: int, var_dir: Path | None) -> None:
+    """Run a full sync through Airflow on the embedded default and summarise it (var/demo/summary.json)."""
+    from erp2crm.demo import render, run_demo
+
+    summary = run_demo(var_dir, customers=customers, seed=seed)
+    click.echo(render(summary))
+    click.echo(f"\nSummary written to {(var_dir or VAR / 'demo') / 'summary.json'}")
+    sys.exit(0 if summary.get("status") == "success" else 1)
+
+
+@main.command()
+@click.option("--hub", "hub_url", default=None, help="Hub store SQLAlchemy URL (default: the demo's).")
+@click.option("-n", "limit", default=10, show_default=True)
+def status(hub_url: str | None, limit: int) -> None:
+    """The last runs: status, window and what they did."""
+    runs = _hub(hub_url).last_runs(limit)
+    if not runs:
+        click.echo("no runs yet")
+        return
+    for run in runs:
+        summary = json.loads(run["summary"]) if run["summary"] else {}
+        click.echo(f"{run['started_at']:%Y-%m-%d %H:%M:%S}  {run['status']:<8} {run['run_id']}  "
+                   f"in={sum(summary.get('rows_in', {}).values())} quarantined={sum(summary.get('rows_quarantined', {}).values())} "
+                   f"customers={summary.get('unified_customers', '-')} writes={summary.get('crm_writes', '-')}")
+
+
+@main.group()
+def quarantine() -> None:
+    """Rows held back by the quality gates."""
+
+
+@quarantine.command("list")
+@click.option("--hub", "hub_url", default=None)
+@click.option("--entity", default=None)
+def quarantine_list(hub_url: str | None, entity: str | None) -> None:
+    """What is held and why."""
+    held = _hub(hub_url).held_quarantine(entity)
+    if held.empty:
+        click.echo("nothing is held")
+        return
+    for row in held.itertuples():
+        click.echo(f"{row.entity:<16} {row.source_system or '-':<10} {row.record_id or '-':<20} {row.reason_code:<24} {row.reason}")
+    click.echo(f"{len(held)} held")
+
+
+@main.group()
+def mapping() -> None:
+    """Mapping files."""
+
+
+@mapping.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def mapping_check(file: Path) -> None:
+    """Validate a source mapping file; errors name the file and the field."""
+    from connectors.mapping import load_mapping
+    from erp2crm.errors import ConfigError
+
+    try:
+        m = load_mapping(file)
+    except ConfigError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    click.echo(f"{file}: ok ({m.connector} source {m.source!r}; streams: {', '.join(m.streams)})")
+
+
+@main.group()
+def connectors() -> None:
+    """Source connectors and CRM targets."""
+
+
+@connectors.command("list")
+def connectors_list() -> None:
+    from connectors.registry import SOURCE_CONNECTORS, TARGET_KINDS
+    from erp2crm.paths import MAPPINGS
+
+    click.echo("sources:")
+    for name, what in SOURCE_CONNECTORS.items():
+        click.echo(f"  {name:<12} {what}")
+    click.echo("targets:")
+    for name, what in TARGET_KINDS.items():
+        click.echo(f"  {name:<12} {what}")
+    click.echo("mappings: " + ", ".join(sorted(p.stem for p in MAPPINGS.glob("*.yaml"))))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

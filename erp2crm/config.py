@@ -1,0 +1,140 @@
+"""The sync configuration: sources, targets, hub, thresholds. Typed, validated on load, with errors that say
+which file and which field is wrong."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from erp2crm.errors import ConfigError
+from erp2crm.paths import CONFIG, MAPPINGS
+
+SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    name: str
+    mapping: str | None = None  # file in mappings/, default <name>.yaml
+    conn_id: str | None = None  # Airflow connection, default <name>_default
+    lookback_hours: float = Field(24, ge=0)
+    chunk_size: int = Field(50_000, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _snake(cls, v: str) -> str:
+        if not SNAKE.match(v):
+            raise ValueError(f"source name {v!r} must be snake_case (it names the module, mapping and conn_id)")
+        return v
+
+    @property
+    def mapping_path(self) -> Path:
+        return MAPPINGS / (self.mapping or f"{self.name}.yaml")
+
+    @property
+    def connection_id(self) -> str:
+        return self.conn_id or f"{self.name}_default"
+
+
+class TargetConfig(_Strict):
+    name: str
+    kind: Literal["salesforce"]
+    mapping: str | None = None  # outbound mapping in mappings/, default <name>.yaml
+    conn_id: str | None = None
+    batch_size: int = Field(200, gt=0, le=200)
+    max_rejected_share: float = Field(0.05, ge=0, le=1)
+
+    @property
+    def mapping_path(self) -> Path:
+        return MAPPINGS / (self.mapping or f"{self.name}.yaml")
+
+    @property
+    def connection_id(self) -> str:
+        return self.conn_id or f"{self.name}_default"
+
+
+class QualityConfig(_Strict):
+    # A source whose share of quarantined rows in a run passes this stops the run before anything is pushed.
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+
+
+class SyncConfig(_Strict):
+    hub_conn_id: str = "erp2crm_hub"
+    sources: list[SourceConfig] = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1)
+    quality: QualityConfig = QualityConfig()
+    enrichment: str = "enrichment.yaml"  # file in config/
+    fx_rates: str = "fx_rates.csv"  # file in config/
+    source_priority: list[str] = []  # survivorship: earlier sources win ties on golden-record fields
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "SyncConfig":
+        for kind, items in (("source", self.sources), ("target", self.targets)):
+            names = [i.name for i in items]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} name(s): {', '.join(dupes)}")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"unknown source {name!r}; configured: {', '.join(s.name for s in self.sources)}")
+
+    def target(self, name: str) -> TargetConfig:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise ConfigError(f"unknown target {name!r}; configured: {', '.join(t.name for t in self.targets)}")
+
+
+_UNION_BRANCH = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z][A-Za-z]+)$")
+_TYPE_MISMATCH = ("Input should be a valid string", "Input should be a valid list", "Input should be a valid dictionary")
+
+
+def format_validation_error(path: Path, err: ValidationError) -> str:
+    """One line per problem: `field.path: message`, without pydantic's union-branch names in the path."""
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"] if not _UNION_BRANCH.match(str(p))) or "(top level)"
+        problems.append((where, e["msg"].removeprefix("Value error, ")))
+    # A union field reports a type mismatch for every branch it did not take; keep the informative ones.
+    informative = {w for w, m in problems if not m.startswith(_TYPE_MISMATCH)}
+    lines = [f"{path}: invalid configuration"]
+    for where, msg in dict.fromkeys(problems):
+        if msg.startswith(_TYPE_MISMATCH) and any(i.startswith(where) for i in informative):
+            continue
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("ERP2CRM_CONFIG", CONFIG / "erp2crm.yaml"))
+
+
+def load_config(path: Path | None = None) -> SyncConfig:
+    path = path or config_path()
+    try:
+        return SyncConfig.model_validate(read_yaml(path))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(path, e)) from None

@@ -1,0 +1,68 @@
+"""Push changed profiles to one CRM target: diff by payload hash, upsert, store a receipt for every record.
+
+Only a confirmed write updates `push_state`, so a rejected or unsent record is sent again next run, and an
+unchanged one is never re-sent. The external id is the unified customer id: a retry cannot duplicate.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sqlalchemy import tuple_
+
+from connectors.outbound import build_payload, load_outbound, payload_hash
+from connectors.registry import open_sink
+from erp2crm.config import TargetConfig
+from hub import HubStore
+from hub.schema import push_state
+from hub.store import utcnow
+
+
+def plan(hub: HubStore, target: TargetConfig):
+    """(mapping, [(customer_id, payload, hash)] to send, [customer_id] unchanged)."""
+    mapping = load_outbound(target.mapping_path)
+    stored = hub.read_table("profiles")
+    stored = stored[stored["push_ready"].fillna(False).astype(bool)]
+    state = hub.read_table("push_state")
+    confirmed = dict(zip(state.loc[state["target"] == target.name, "customer_id"],
+                         state.loc[state["target"] == target.name, "payload_hash"]))
+    to_send, unchanged = [], []
+    for customer_id, profile in sorted(zip(stored["customer_id"], stored["profile"])):
+        payload = build_payload(mapping, customer_id, json.loads(profile))
+        digest = payload_hash(payload)
+        if confirmed.get(customer_id) == digest:
+            unchanged.append(customer_id)
+        else:
+            to_send.append((customer_id, payload, digest))
+    return mapping, to_send, unchanged
+
+
+def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
+    mapping, to_send, unchanged = plan(hub, target)
+    now = utcnow()
+    receipts = [{"run_id": run_id, "target": target.name, "customer_id": c, "result": "unchanged", "pushed_at": now}
+                for c in unchanged]
+    created = updated = rejected = 0
+    if to_send:
+        sink = open_sink(target, mapping.sobject, mapping.external_id_field)
+        results = sink.upsert([payload for _, payload, _ in to_send])
+        confirmed_rows = []
+        for (customer_id, _, digest), result in zip(to_send, results):
+            outcome = "created" if result.ok and result.created else "updated" if result.ok else "rejected"
+            created += outcome == "created"
+            updated += outcome == "updated"
+            rejected += outcome == "rejected"
+            receipts.append({"run_id": run_id, "target": target.name, "customer_id": customer_id, "result": outcome,
+                             "crm_id": result.crm_id, "error": result.error, "payload_hash": digest, "pushed_at": now})
+            if result.ok:
+                confirmed_rows.append({"target": target.name, "customer_id": customer_id, "payload_hash": digest,
+                                       "crm_id": result.crm_id, "confirmed_at": now})
+        keys = [(r["target"], r["customer_id"]) for r in confirmed_rows]
+        hub.replace_rows("push_state", confirmed_rows,
+                         where=lambda t: tuple_(t.c.target, t.c.customer_id).in_(keys) if keys else t.c.target.is_(None))
+        api_calls = sink.client.requests_sent
+    else:
+        api_calls = 0
+    hub.insert_rows("push_receipts", receipts)
+    return {"profiles_ready": len(to_send) + len(unchanged), "sent": len(to_send), "created": created,
+            "updated": updated, "unchanged": len(unchanged), "rejected": rejected, "api_calls": api_calls}

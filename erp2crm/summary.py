@@ -1,0 +1,49 @@
+"""The run summary: what was read, held back, unified, profiled and written, and how long each stage took."""
+from __future__ import annotations
+
+from erp2crm.canonical import ENTITIES
+from hub import HubStore
+
+
+def build_summary(hub: HubStore, run_id: str) -> dict:
+    run = hub.run(run_id) or {}
+    stages = hub.stages(run_id)
+    by_stage = dict(zip(stages["stage"], stages["counts"]))
+    rows_in, rows_passed, rows_quarantined, rows_read = {}, {}, {}, {}
+    for stage, counts in by_stage.items():
+        if stage.startswith("extract:"):
+            rows_read[stage.split(":", 1)[1]] = {e: counts.get(e, 0) for e in ENTITIES if e in counts}
+    staging = by_stage.get("validate:staging", {})
+    for entity in ENTITIES:
+        acc = staging.get(entity, {})
+        rows_in[entity] = acc.get("rows_in", 0)
+        rows_passed[entity] = acc.get("rows_passed", 0)
+        rows_quarantined[entity] = acc.get("rows_quarantined", 0)
+    pushes = {s.split(":", 1)[1]: c for s, c in by_stage.items() if s.startswith("push:")}
+    reconcile = by_stage.get("reconcile", {})
+    enrich = by_stage.get("enrich", {})
+    expected = {"validate:staging", "reconcile", "validate:unified_customer", "enrich", "validate:profile"}
+    complete = expected <= set(by_stage) and pushes
+    accounted = all(rows_in[e] == rows_passed[e] + rows_quarantined[e] for e in ENTITIES)
+    return {
+        "run_id": run_id,
+        "status": "success" if complete and accounted else "failed",
+        "window_start": str(run.get("window_start")), "window_end": str(run.get("window_end")),
+        "rows_read": rows_read,
+        "rows_in": rows_in, "rows_passed": rows_passed, "rows_quarantined": rows_quarantined,
+        "rows_accounted": accounted,
+        "unified_customers": reconcile.get("unified_customers", 0),
+        "customers_held": by_stage.get("validate:unified_customer", {}).get("rows_quarantined", 0),
+        "profiles": enrich.get("profiles", 0),
+        "profiles_held": by_stage.get("validate:profile", {}).get("rows_quarantined", 0),
+        "segments": enrich.get("segments", {}),
+        "reporting_currency": enrich.get("reporting_currency"),
+        "total_net_value": enrich.get("total_net_value"),
+        "profiles_pushed": sum(p.get("sent", 0) for p in pushes.values()),
+        "crm_writes": sum(p.get("created", 0) + p.get("updated", 0) for p in pushes.values()),
+        "crm_rejected": sum(p.get("rejected", 0) for p in pushes.values()),
+        "crm_unchanged": sum(p.get("unchanged", 0) for p in pushes.values()),
+        "targets": pushes,
+        "stage_seconds": dict(zip(stages["stage"], stages["duration_s"].round(3))),
+        "duration_s": round(float(stages["duration_s"].sum()), 3),
+    }

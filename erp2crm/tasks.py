@@ -1,0 +1,31 @@
+"""Glue between Airflow tasks and the pipeline: classified errors decide whether Airflow retries.
+
+A config or data error fails the task at once (AirflowFailException: retrying cannot help); a transient
+error propagates and is retried with the DAG's backoff.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
+
+from erp2crm.errors import ConfigError, DataError
+
+
+def run(fn: Callable, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (ConfigError, DataError) as e:
+        raise AirflowFailException(f"[{e.kind} error, not retried] {e}") from e
+
+
+def window() -> dict:
+    """The run's extraction window and options from the Airflow context (data interval and params)."""
+    ctx = get_current_context()
+    params = ctx["params"]
+    end = ctx["data_interval_end"]
+    return {"run_id": ctx["run_id"], "dag_id": ctx["dag"].dag_id,
+            "window_start": ctx["data_interval_start"], "window_end": end,
+            "full_refresh": bool(params.get("full_refresh")),
+            "as_of": params.get("as_of") or end.isoformat()}

@@ -1,0 +1,53 @@
+"""Coerce DataFrames to the canonical kinds, on the way into and out of SQL.
+
+In memory: timestamps are tz-aware UTC, dates are naive midnight datetimes, booleans are object
+(True/False/None). In SQL: timestamps are naive UTC, dates are dates.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from erp2crm.canonical import BOOLEAN, DATE, FLOAT, INTEGER, STRING, TIMESTAMP
+
+
+def _to_bool(value):
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "t", "yes", "y")
+    return bool(value)
+
+
+def coerce(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+    """Return a frame with exactly `fields`, in order, each coerced to its kind (missing columns are null)."""
+    out = pd.DataFrame(index=df.index)
+    for name, kind in fields.items():
+        col = df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+        if kind == TIMESTAMP:
+            out[name] = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
+        elif kind == DATE:
+            out[name] = pd.to_datetime(col, errors="coerce", format="mixed", utc=True).dt.tz_convert(None).dt.normalize()
+        elif kind == FLOAT:
+            out[name] = pd.to_numeric(col, errors="coerce").astype(float)
+        elif kind == INTEGER:
+            out[name] = pd.to_numeric(col, errors="coerce").astype("Int64")
+        elif kind == BOOLEAN:
+            out[name] = col.map(_to_bool).astype(object)
+        elif kind == STRING:
+            out[name] = col.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)).astype(object)
+        else:  # pragma: no cover - the canonical model has no other kinds
+            raise ValueError(f"unknown field kind {kind!r} for {name}")
+    return out
+
+
+def for_sql(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+    """Prepare a coerced frame for insertion: naive UTC timestamps, date objects, None for missing."""
+    out = df.copy()
+    for name, kind in fields.items():
+        if name not in out.columns:
+            continue
+        if kind == TIMESTAMP:
+            out[name] = out[name].dt.tz_convert("UTC").dt.tz_localize(None).astype(object).where(out[name].notna(), None)
+        elif kind == DATE:
+            out[name] = out[name].dt.date.astype(object).where(out[name].notna(), None)
+    return out.astype(object).where(out.notna(), None)

@@ -1,0 +1,47 @@
+"""Versioned schema migrations, applied in order and recorded in `schema_migrations`.
+
+Each migration is a function of a connection. A new schema change appends one; applied ones never change.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy.engine import Connection, Engine
+
+from hub import schema
+
+_bookkeeping = MetaData()
+schema_migrations = Table(
+    "schema_migrations", _bookkeeping,
+    Column("version", Integer, primary_key=True), Column("name", String(128)), Column("applied_at", DateTime))
+
+
+def _v1_initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+MIGRATIONS = [(1, "initial schema", _v1_initial)]
+LATEST = MIGRATIONS[-1][0]
+
+
+def applied_versions(conn: Connection) -> set[int]:
+    if not inspect(conn).has_table("schema_migrations"):
+        return set()
+    return set(conn.scalars(select(schema_migrations.c.version)))
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Bring the hub schema to the latest version; returns the versions applied now."""
+    applied_now = []
+    with engine.begin() as conn:
+        _bookkeeping.create_all(conn)
+        done = applied_versions(conn)
+        for version, name, step in MIGRATIONS:
+            if version in done:
+                continue
+            step(conn)
+            conn.execute(schema_migrations.insert().values(
+                version=version, name=name, applied_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+            applied_now.append(version)
+    return applied_now

@@ -1,0 +1,116 @@
+"""Table definitions of the hub store (SQLAlchemy Core), generated from the canonical model where they can be.
+
+Two tables per canonical entity: `stg_<table>` is the landing zone, partitioned by (run_id, source_system)
+so that re-running an extraction overwrites its own partition; `<table>` holds the current, validated
+version of every row.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData,
+                        PrimaryKeyConstraint, String, Table, Text)
+
+from erp2crm.canonical import BOOLEAN, DATE, ENTITIES, FLOAT, INTEGER, STRING, TIMESTAMP
+
+metadata = MetaData()
+
+SQL_TYPES = {STRING: Text, INTEGER: BigInteger, FLOAT: Float, BOOLEAN: Boolean, DATE: Date, TIMESTAMP: DateTime}
+KEY_TYPE = String(255)  # keys are bounded so that PostgreSQL and MariaDB can index them
+
+
+def _entity_columns(entity, keys_bounded: bool = True) -> list[Column]:
+    return [Column(name, KEY_TYPE if name in entity.key and keys_bounded else SQL_TYPES[kind]())
+            for name, kind in entity.fields.items()]
+
+
+ENTITY_TABLES: dict[str, Table] = {}
+STAGING_TABLES: dict[str, Table] = {}
+for _entity in ENTITIES.values():
+    ENTITY_TABLES[_entity.name] = Table(
+        _entity.table, metadata, *_entity_columns(_entity), Column("run_id", KEY_TYPE),
+        PrimaryKeyConstraint(*_entity.key))
+    STAGING_TABLES[_entity.name] = Table(
+        f"stg_{_entity.table}", metadata, Column("run_id", KEY_TYPE, nullable=False), *_entity_columns(_entity),
+        Index(f"ix_stg_{_entity.table}_partition", "run_id", "source_system"))
+    if "customer_source_id" in _entity.fields:
+        Index(f"ix_{_entity.table}_customer", ENTITY_TABLES[_entity.name].c.source_system,
+              ENTITY_TABLES[_entity.name].c.customer_source_id)
+
+crosswalk = Table(
+    "crosswalk", metadata,
+    Column("source_system", KEY_TYPE, nullable=False), Column("source_id", KEY_TYPE, nullable=False),
+    Column("customer_id", KEY_TYPE, nullable=False, index=True),
+    Column("match_rule", String(64)), Column("match_band", String(16)), Column("match_score", Float),
+    Column("explanation", Text), Column("linked_at", DateTime), Column("run_id", KEY_TYPE),
+    PrimaryKeyConstraint("source_system", "source_id"))
+
+customers = Table(
+    "customers", metadata,
+    Column("customer_id", KEY_TYPE, primary_key=True),
+    *(Column(name, SQL_TYPES[kind]()) for name, kind in ENTITIES["customer_record"].fields.items()
+      if name not in ("source_system", "source_id", "updated_at")),
+    Column("source_count", Integer), Column("source_ids", Text),  # JSON list of "system:id"
+    Column("held", Boolean, default=False),  # failed the unified-customer gate: not profiled, not pushed
+    Column("created_at", DateTime), Column("updated_at", DateTime), Column("run_id", KEY_TYPE))
+
+customer_events = Table(
+    "customer_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", KEY_TYPE), Column("event", String(16)),  # created | merged | split
+    Column("customer_id", KEY_TYPE), Column("previous_ids", Text), Column("occurred_at", DateTime))
+
+profiles = Table(
+    "profiles", metadata,
+    Column("customer_id", KEY_TYPE, primary_key=True),
+    Column("profile", Text, nullable=False),  # JSON: the profile's fields; columns below are the queried ones
+    Column("segment", String(32)), Column("net_value", Float), Column("clv", Float),
+    Column("churn_risk", Float), Column("push_ready", Boolean, default=True),
+    Column("computed_at", DateTime), Column("run_id", KEY_TYPE))
+
+profile_history = Table(
+    "profile_history", metadata,
+    Column("run_id", KEY_TYPE, nullable=False), Column("customer_id", KEY_TYPE, nullable=False),
+    Column("segment", String(32)), Column("net_value", Float), Column("clv", Float), Column("churn_risk", Float),
+    Column("computed_at", DateTime), PrimaryKeyConstraint("run_id", "customer_id"))
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", KEY_TYPE, index=True), Column("stage", String(32)),  # staging | unified_customer | profile
+    Column("entity", String(32)), Column("source_system", KEY_TYPE), Column("record_id", KEY_TYPE),
+    Column("reason_code", String(255)), Column("expectation", Text), Column("reason", Text),
+    Column("record", Text),  # JSON of the row as it arrived
+    Column("quarantined_at", DateTime), Column("released_at", DateTime), Column("released_run_id", KEY_TYPE),
+    Index("ix_quarantine_record", "entity", "source_system", "record_id"))
+
+push_state = Table(
+    "push_state", metadata,
+    Column("target", String(64), nullable=False), Column("customer_id", KEY_TYPE, nullable=False),
+    Column("payload_hash", String(64)), Column("crm_id", String(64)), Column("confirmed_at", DateTime),
+    PrimaryKeyConstraint("target", "customer_id"))
+
+push_receipts = Table(
+    "push_receipts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", KEY_TYPE, index=True), Column("target", String(64)), Column("customer_id", KEY_TYPE),
+    Column("result", String(16)),  # created | updated | unchanged | rejected
+    Column("crm_id", String(64)), Column("error", Text), Column("payload_hash", String(64)),
+    Column("pushed_at", DateTime))
+
+runs = Table(
+    "runs", metadata,
+    Column("run_id", KEY_TYPE, primary_key=True), Column("dag_id", String(255)),
+    Column("status", String(16)),  # running | success | failed
+    Column("window_start", DateTime), Column("window_end", DateTime), Column("full_refresh", Boolean),
+    Column("started_at", DateTime), Column("finished_at", DateTime), Column("summary", Text))
+
+run_stages = Table(
+    "run_stages", metadata,
+    Column("run_id", KEY_TYPE, nullable=False), Column("stage", String(64), nullable=False),
+    Column("started_at", DateTime), Column("finished_at", DateTime), Column("duration_s", Float),
+    Column("counts", Text),  # JSON
+    PrimaryKeyConstraint("run_id", "stage"))
+
+source_state = Table(
+    "source_state", metadata,
+    Column("source_system", KEY_TYPE, primary_key=True),
+    Column("last_success_run_id", KEY_TYPE), Column("last_window_end", DateTime))

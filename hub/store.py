@@ -1,0 +1,191 @@
+"""HubStore: the one place that reads and writes the hub database (SQLite by default, PostgreSQL by URL)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Iterable
+
+import pandas as pd
+from sqlalchemy import create_engine, delete, func, insert, select, tuple_, update
+from sqlalchemy.engine import Engine
+
+from erp2crm.canonical import ENTITIES
+from hub import migrations, schema
+from hub.frames import coerce, for_sql
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, the form timestamps take in SQL."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class HubStore:
+    def __init__(self, url: str, engine: Engine | None = None):
+        self.url = url
+        connect_args = {"timeout": 60} if url.startswith("sqlite") else {}
+        self.engine = engine or create_engine(url, connect_args=connect_args)
+
+    def migrate(self) -> list[int]:
+        return migrations.migrate(self.engine)
+
+    # --- canonical entities -------------------------------------------------------------------------
+    def write_staged(self, entity: str, run_id: str, source_system: str, chunks: Iterable[pd.DataFrame]) -> int:
+        """Replace the (run_id, source_system) landing partition with `chunks`, all in one transaction, so
+        that a failure mid-way leaves the previous partition untouched and a retry never duplicates."""
+        table, fields = schema.STAGING_TABLES[entity], ENTITIES[entity].fields
+        rows = 0
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.run_id == run_id, table.c.source_system == source_system))
+            for chunk in chunks:
+                if chunk.empty:
+                    continue
+                frame = for_sql(coerce(chunk, fields), fields)
+                frame.insert(0, "run_id", run_id)
+                conn.execute(insert(table), frame.to_dict("records"))
+                rows += len(frame)
+        return rows
+
+    def read_staged(self, entity: str, run_id: str) -> pd.DataFrame:
+        table = schema.STAGING_TABLES[entity]
+        return self._read_entity(entity, select(table).where(table.c.run_id == run_id))
+
+    def read_entity(self, entity: str) -> pd.DataFrame:
+        return self._read_entity(entity, select(schema.ENTITY_TABLES[entity]))
+
+    def _read_entity(self, entity: str, query) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            raw = pd.read_sql(query, conn)
+        return coerce(raw, ENTITIES[entity].fields)
+
+    def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> int:
+        """Make `df` the current version of its rows (keyed by source_system, source_id)."""
+        if df.empty:
+            return 0
+        fields = ENTITIES[entity].fields
+        frame = for_sql(coerce(df, fields), fields)
+        frame["run_id"] = run_id
+        with self.engine.begin() as conn:
+            self._delete_keys(conn, schema.ENTITY_TABLES[entity], frame)
+            conn.execute(insert(schema.ENTITY_TABLES[entity]), frame.to_dict("records"))
+        return len(frame)
+
+    def delete_entity_rows(self, entity: str, keys: pd.DataFrame) -> None:
+        if keys.empty:
+            return
+        with self.engine.begin() as conn:
+            self._delete_keys(conn, schema.ENTITY_TABLES[entity], keys)
+
+    @staticmethod
+    def _delete_keys(conn, table, keys: pd.DataFrame, batch: int = 500) -> None:
+        pairs = list(zip(keys["source_system"], keys["source_id"]))
+        for start in range(0, len(pairs), batch):
+            part = pairs[start:start + batch]
+            conn.execute(delete(table).where(tuple_(table.c.source_system, table.c.source_id).in_(part)))
+
+    # --- quarantine -----------------------------------------------------------------------------------
+    def add_quarantine(self, run_id: str, stage: str, entity: str, rows: pd.DataFrame, key_columns: tuple[str, ...]) -> int:
+        """Hold `rows` (which carry reason_code, expectation and reason columns) with their full record."""
+        if rows.empty:
+            return 0
+        now = utcnow()
+        record_cols = [c for c in rows.columns if c not in ("reason_code", "expectation", "reason")]
+        records = []
+        for row in rows.to_dict("records"):
+            record = {k: row[k] for k in record_cols}
+            records.append({
+                "run_id": run_id, "stage": stage, "entity": entity,
+                "source_system": row.get("source_system") if "source_system" in key_columns else None,
+                "record_id": str(row.get(key_columns[-1])) if row.get(key_columns[-1]) is not None else None,
+                "reason_code": row["reason_code"], "expectation": row["expectation"], "reason": row["reason"],
+                "record": json.dumps(record, default=str, ensure_ascii=False), "quarantined_at": now})
+        with self.engine.begin() as conn:
+            conn.execute(insert(schema.quarantine), records)
+        return len(records)
+
+    def release_quarantine(self, run_id: str, entity: str, keys: pd.DataFrame) -> int:
+        """Mark held rows of `entity` released when a later version of the same record passed."""
+        q = schema.quarantine
+        held = self.held_quarantine(entity)
+        if held.empty or keys.empty:
+            return 0
+        passed = set(zip(keys["source_system"].astype(str), keys["source_id"].astype(str)))
+        ids = [int(i) for i, s, r in zip(held["id"], held["source_system"], held["record_id"]) if (s, r) in passed]
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(q).where(q.c.id.in_(ids)).values(released_at=utcnow(), released_run_id=run_id))
+        return len(ids)
+
+    def held_quarantine(self, entity: str | None = None) -> pd.DataFrame:
+        q = schema.quarantine
+        query = select(q).where(q.c.released_at.is_(None))
+        if entity:
+            query = query.where(q.c.entity == entity)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query.order_by(q.c.id), conn)
+
+    # --- generic tables -------------------------------------------------------------------------------
+    def read_table(self, name: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(select(schema.metadata.tables[name]), conn)
+
+    def count(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(schema.metadata.tables[name]))
+
+    def replace_rows(self, name: str, rows: list[dict], where=None) -> None:
+        """Delete the rows matching `where` (all rows when None) and insert `rows`, atomically."""
+        table = schema.metadata.tables[name]
+        with self.engine.begin() as conn:
+            conn.execute(delete(table) if where is None else delete(table).where(where(table)))
+            if rows:
+                conn.execute(insert(table), rows)
+
+    def insert_rows(self, name: str, rows: list[dict]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.metadata.tables[name]), rows)
+
+    # --- run history ------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool) -> None:
+        self.replace_rows("run_stages", [], where=lambda t: t.c.run_id == run_id)
+        self.replace_rows("runs", [{
+            "run_id": run_id, "dag_id": dag_id, "status": "running", "window_start": window_start,
+            "window_end": window_end, "full_refresh": full_refresh, "started_at": utcnow()}],
+            where=lambda t: t.c.run_id == run_id)
+
+    def record_stage(self, run_id: str, stage: str, started_at: datetime, counts: dict) -> None:
+        finished = utcnow()
+        self.replace_rows("run_stages", [{
+            "run_id": run_id, "stage": stage, "started_at": started_at, "finished_at": finished,
+            "duration_s": round((finished - started_at).total_seconds(), 3),
+            "counts": json.dumps(counts, default=str)}],
+            where=lambda t: (t.c.run_id == run_id) & (t.c.stage == stage))
+
+    def stages(self, run_id: str) -> pd.DataFrame:
+        t = schema.run_stages
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(select(t).where(t.c.run_id == run_id).order_by(t.c.started_at), conn)
+        frame["counts"] = frame["counts"].map(json.loads)
+        return frame
+
+    def finish_run(self, run_id: str, status: str, summary: dict) -> None:
+        t = schema.runs
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.run_id == run_id).values(
+                status=status, finished_at=utcnow(), summary=json.dumps(summary, default=str)))
+
+    def run(self, run_id: str) -> dict | None:
+        t = schema.runs
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.run_id == run_id)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+        return out
+
+    def last_runs(self, limit: int = 10) -> list[dict]:
+        t = schema.runs
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.started_at.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]

@@ -1,0 +1,145 @@
+"""Mapping files: invalid ones fail on load with the file, the field and what is wrong; valid ones map
+source rows to canonical rows through the generic SQL source."""
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import create_engine
+
+from connectors.mapping import load_mapping
+from connectors.sql import SqlSource, Window
+from erp2crm.errors import ConfigError
+from erp2crm.paths import MAPPINGS
+
+VALID = """
+source: shop
+streams:
+  customer_record:
+    table: partners
+    primary_key: id
+    updated_at: [write_date, create_date]
+    fields:
+      name: {column: name, transform: strip}
+      email: {column: email, transform: lower}
+      country: {column: country_id, lookup: {table: countries, key: id, value: code}}
+      is_active: {column: archived, transform: not}
+  order:
+    table: orders
+    primary_key: id
+    updated_at: write_date
+    fields:
+      customer_source_id: partner_id
+      status:
+        column: state
+        values: {s: confirmed, c: cancelled}
+        when: [{column: locked, equals: [1], value: done}]
+      total_amount: {column: amount, negate_when: {column: kind, equals: [refund]}}
+      currency: {column: currency, default: CNY}
+      ordered_at: created
+"""
+
+INVALID = [
+    ("source: shop\nstreams: {}\n", "a source needs a customer_record stream"),
+    (VALID.replace("customer_record:", "customer:", 1), "streams.customer: unknown entity"),
+    (VALID.replace("      name: {column: name, transform: strip}", "      nickname: name"), "unknown canonical field(s) nickname"),
+    (VALID.replace("      customer_source_id: partner_id\n", ""), "customer_source_id is required"),
+    (VALID.replace("transform: strip", "transform: eval"), "streams.customer_record.fields.name.transform: Input should be 'strip'"),
+    (VALID.replace("table: partners", "table: \"partners; DROP TABLE x\""), "is not a plain table or column name"),
+    (VALID.replace("primary_key: id\n    updated_at: [write", "primary_key: id\n    updated_at: [\"a--b\", write", 1), "is not a plain table or column name"),
+    (VALID.replace("{column: email, transform: lower}", "{transform: lower}"), "needs a `column` or a constant `default`"),
+    (VALID.replace("source: shop", "source: other"), "must match the file name 'shop'"),
+    (VALID.replace("      currency: {column: currency, default: CNY}", "      currency: {column: currency, colour: red}"), "Extra inputs are not permitted"),
+    ("streams: [1, 2\n", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping at the top level"),
+]
+
+
+@pytest.mark.parametrize("snippet,expected", INVALID, ids=[e for _, e in INVALID])
+def test_invalid_mapping_names_file_field_and_problem(tmp_path, snippet, expected):
+    path = tmp_path / "shop.yaml"
+    path.write_text(snippet)
+    with pytest.raises(ConfigError) as err:
+        load_mapping(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["odoo", "erpnext", "tryton"])
+def test_shipped_mappings_are_valid(name):
+    assert load_mapping(MAPPINGS / f"{name}.yaml").source == name
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = tmp_path / "shop.db"
+    con = sqlite3.connect(db)
+    con.executescript("""
+        create table countries(id integer primary key, code text);
+        insert into countries values (1, 'CN'), (2, 'DE');
+        create table partners(id integer primary key, name text, email text, country_id integer, archived integer,
+                              create_date text, write_date text);
+        insert into partners values
+          (1, '  Acme ', ' Info@ACME.cn', 1, 0, '2026-01-01 08:00:00', '2026-03-01 09:00:00'),
+          (2, 'Beta', null, 2, 1, '2026-02-01 08:00:00', null),
+          (3, 'Gamma', 'g@x.de', 9, 0, '2026-04-01 08:00:00', null);
+        create table orders(id integer primary key, partner_id integer, state text, locked integer, amount real,
+                            kind text, currency text, created text, write_date text);
+        insert into orders values
+          (10, 1, 's', 0, 100.0, 'sale', 'USD', '2026-01-05 10:00:00', '2026-01-05 10:00:00'),
+          (11, 1, 'c', 0, 50.0, 'refund', null, '2026-02-05 10:00:00', '2026-02-06 10:00:00'),
+          (12, 2, 's', 1, 70.0, 'sale', 'EUR', '2026-03-05 10:00:00', '2026-03-05 10:00:00'),
+          (13, 3, 'x', 0, 10.0, 'sale', 'CNY', '2026-03-06 10:00:00', '2026-03-06 10:00:00');
+    """)
+    con.commit()
+    con.close()
+    path = tmp_path / "shop.yaml"
+    path.write_text(VALID)
+    return SqlSource("shop", load_mapping(path), create_engine(f"sqlite:///{db}"))
+
+
+def _all(source, entity, window=None):
+    import pandas as pd
+    return pd.concat(list(source.extract(entity, window, chunk_size=2)), ignore_index=True)
+
+
+def test_sql_source_maps_every_step(shop):
+    customers = _all(shop, "customer_record").set_index("source_id")
+    assert list(customers.index) == ["1", "2", "3"]
+    assert customers.at["1", "name"] == "Acme" and customers.at["1", "email"] == "info@acme.cn"
+    assert customers.at["1", "country"] == "CN" and customers.at["3", "country"] is None  # unknown lookup key
+    assert customers.at["2", "is_active"] is False and customers.at["1", "is_active"] is True
+    # updated_at is the first non-null of write_date, create_date, in UTC
+    assert customers.at["2", "updated_at"] == datetime(2026, 2, 1, 8, tzinfo=timezone.utc)
+    assert (customers["source_system"] == "shop").all()
+
+    orders = _all(shop, "order").set_index("source_id")
+    assert orders.at["10", "status"] == "confirmed"
+    assert orders.at["11", "status"] == "cancelled" and orders.at["11", "total_amount"] == -50.0  # negate_when
+    assert orders.at["11", "currency"] == "CNY"  # default
+    assert orders.at["12", "status"] == "done"  # when: locked = 1
+    assert orders.at["13", "status"] == "x"  # unmapped values pass through for the quality gate to flag
+    assert orders.at["10", "customer_source_id"] == "1"
+
+
+def test_sql_source_window_uses_first_non_null_update_column(shop):
+    window = Window(datetime(2026, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 31, tzinfo=timezone.utc))
+    assert list(_all(shop, "customer_record", window)["source_id"]) == ["1"]  # write_date 03-01; 3 is in April
+    assert list(_all(shop, "order", window)["source_id"]) == ["12", "13"]
+
+
+def test_unknown_table_or_column_is_a_config_error_naming_mapping_and_field(tmp_path, shop):
+    broken = shop.mapping.model_copy(deep=True)
+    broken.streams["order"].fields["total_amount"].column = "amount_total"
+    source = SqlSource("shop", broken, shop.engine)
+    with pytest.raises(ConfigError, match=r"mappings/shop.yaml: streams.order.fields: column 'amount_total' does not exist in table 'orders'"):
+        source.check()
+    broken.streams["order"].table = "sale_orders"
+    with pytest.raises(ConfigError, match="table 'sale_orders' does not exist"):
+        SqlSource("shop", broken, shop.engine).check()
+
+
+def test_check_counts_rows_per_stream(shop):
+    assert shop.check() == {"customer_record": 3, "order": 4}
