@@ -8,7 +8,7 @@ from typing import Callable
 
 import requests
 
-from erp2crm.errors import ConfigError, DataError, Erp2CrmError, TransientError
+from erp2crm.errors import ConfigError, DataError, Erp2CrmError, QuotaExhausted, TransientError
 
 log = logging.getLogger(__name__)
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -52,7 +52,8 @@ class HttpClient:
                 retry_after = response.headers.get("Retry-After")
             except (requests.ConnectionError, requests.Timeout) as e:
                 error = TransientError(f"{method} {url}: {type(e).__name__}")
-            if not isinstance(error, TransientError) or attempt == self.max_retries:
+            # A used-up daily quota does not come back in seconds: stop rather than retry.
+            if not isinstance(error, TransientError) or isinstance(error, QuotaExhausted) or attempt == self.max_retries:
                 raise error
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt)
             if retry_after and retry_after.strip().isdigit():

@@ -44,6 +44,12 @@ def _stage(hub: HubStore, run_id: str, name: str):
     log.info("stage %s: %s", name, json.dumps(counts, default=str))
 
 
+def _utc(moment) -> pd.Timestamp:
+    """A date or timestamp as tz-aware UTC; a naive value is taken to be UTC already."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def _naive(moment: datetime) -> datetime:
     return pd.Timestamp(moment).tz_convert("UTC").tz_localize(None).to_pydatetime()
 
@@ -209,7 +215,7 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         customers = customers[~customers["held"].fillna(False).astype(bool)]
         result = build_profiles(customers, hub.read_table("crosswalk"), hub.read_entity("order"),
                                 hub.read_entity("invoice"), hub.read_entity("service_ticket"),
-                                load_fx_rates(CONFIG / config.fx_rates), settings, pd.Timestamp(as_of))
+                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of))
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
         now = utcnow()

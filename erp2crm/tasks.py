@@ -10,7 +10,7 @@ from typing import Callable
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException
 
-from erp2crm.errors import ConfigError, DataError
+from erp2crm.errors import ConfigError, DataError, QuotaExhausted
 
 
 def run(fn: Callable, *args, **kwargs):
@@ -18,6 +18,8 @@ def run(fn: Callable, *args, **kwargs):
         return fn(*args, **kwargs)
     except (ConfigError, DataError) as e:
         raise AirflowFailException(f"[{e.kind} error, not retried] {e}") from e
+    except QuotaExhausted as e:  # the next scheduled run resumes from the push state
+        raise AirflowFailException(f"[quota used up, not retried] {e}") from e
 
 
 def window() -> dict:

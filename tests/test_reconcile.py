@@ -1,0 +1,153 @@
+"""Reconciliation: normalisation, each deterministic rule, the never-merge constraint, stable ids, survivorship."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from erp2crm.canonical import CUSTOMER_RECORD
+from reconcile import ReconcileSettings, resolve
+from reconcile.normalize import norm_email, norm_name, norm_phone, norm_tax_id
+
+
+def records(*rows: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for field in CUSTOMER_RECORD.fields:
+        if field not in frame:
+            frame[field] = None
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"].fillna("2026-01-01"), utc=True)
+    return frame
+
+
+def clusters(result) -> set[frozenset]:
+    keys = result.crosswalk["source_system"] + ":" + result.crosswalk["source_id"]
+    return {frozenset(group) for _, group in keys.groupby(result.crosswalk["customer_id"])}
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("上海華信貿易股份有限公司", "上海华信贸易"),  # traditional → simplified, legal form removed whole
+    ("ＡＣＭＥ　Trading Co., Ltd.", "acme trading"),  # full-width, suffix in two parts
+    ("Müller GmbH", "müller"),
+    ("  Zhang   Wei ", "zhang wei"),
+])
+def test_norm_name(raw, expected):
+    assert norm_name(raw) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("+86 138 0013 8000", "+8613800138000"), ("13800138000", "+8613800138000"),
+    ("0086-138-0013-8000", "+8613800138000"), ("(+86) 138-0013-8000", "+8613800138000"),
+    ("12", None), (None, None),
+])
+def test_norm_phone(raw, expected):
+    assert norm_phone(raw, "CN") == expected
+
+
+def test_norm_email_and_tax_id():
+    assert norm_email("  Li.Na@Example.COM ") == "li.na@example.com"
+    assert norm_email("li.na@@example") is None
+    assert norm_tax_id("9131 0000-ma1fl8xq3a") == "91310000MA1FL8XQ3A"
+
+
+def test_each_rule_links_and_explains():
+    result = resolve(records(
+        dict(source_system="odoo", source_id="1", name="华信贸易有限公司", tax_id="91310000MA1FL8XQ3A"),
+        dict(source_system="tryton", source_id="5", name="Huaxin Trading Co., Ltd.", tax_id="91310000 ma1fl8xq3a"),
+        dict(source_system="odoo", source_id="2", name="Li Na", email=" LI.NA@example.com"),
+        dict(source_system="erpnext", source_id="C-2", name="Na Li", email="li.na@example.com"),
+        dict(source_system="odoo", source_id="3", name="張偉", phone="+86 139 1234 5678"),
+        dict(source_system="erpnext", source_id="C-3", name="张伟", phone="13912345678"),
+    ))
+    assert clusters(result) == {frozenset({"odoo:1", "tryton:5"}), frozenset({"odoo:2", "erpnext:C-2"}),
+                                frozenset({"odoo:3", "erpnext:C-3"})}
+    rules = dict(zip(result.crosswalk["source_system"] + ":" + result.crosswalk["source_id"], result.crosswalk["match_rule"]))
+    assert rules["tryton:5"] == "same_tax_id" and rules["erpnext:C-2"] == "same_email"
+    assert rules["erpnext:C-3"] == "same_phone_similar_name"
+    why = json.loads(result.crosswalk.set_index("source_id").at["C-3", "explanation"])
+    assert why["matched_with"] == "odoo:3" and why["name_similarity"] == 100.0
+
+
+def test_shared_phone_with_different_names_does_not_merge():
+    result = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Alpha Trading Ltd", phone="+86 21 6123 4567"),
+        dict(source_system="odoo", source_id="2", name="Omega Logistics Ltd", phone="021-6123-4567"),
+    ))
+    assert len(clusters(result)) == 2
+
+
+def test_never_merge_two_tax_ids_even_when_email_matches():
+    result = resolve(records(
+        dict(source_system="odoo", source_id="1", name="A", tax_id="91310000MA1FL8XQ3A", email="info@group.cn"),
+        dict(source_system="odoo", source_id="2", name="B", tax_id="91310000MA1FL8XQ3B", email="info@group.cn"),
+        dict(source_system="erpnext", source_id="X", name="A", email="info@group.cn"),
+    ))
+    groups = clusters(result)
+    assert len(groups) == 2 and result.refused_links == 1
+    assert not any({"odoo:1", "odoo:2"} <= g for g in groups)
+
+
+def test_ids_are_stable_across_runs_and_new_records():
+    first = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
+        dict(source_system="odoo", source_id="2", name="Wang Fang", email="wang@example.com"),
+    ))
+    ids = dict(zip(first.crosswalk["source_id"], first.crosswalk["customer_id"]))
+    # A new record that joins customer 1 sorts first now; the customer must keep its id.
+    second = resolve(records(
+        dict(source_system="erpnext", source_id="A", name="Li Na", email="LI.NA@example.com"),
+        dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
+        dict(source_system="odoo", source_id="2", name="Wang Fang", email="wang@example.com"),
+    ), previous_crosswalk=first.crosswalk)
+    again = dict(zip(second.crosswalk["source_id"], second.crosswalk["customer_id"]))
+    assert again["1"] == ids["1"] and again["A"] == ids["1"] and again["2"] == ids["2"]
+    assert second.events == []
+
+
+def test_merge_keeps_the_oldest_id_and_records_the_event():
+    first = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
+        dict(source_system="erpnext", source_id="A", name="Li Na", phone="13800138000"),
+    ))
+    old = dict(zip(first.crosswalk["source_id"], first.crosswalk["customer_id"]))
+    created = {old["1"]: "2026-01-01", old["A"]: "2026-02-01"}
+    # The ERPNext record gains the same email: the two customers are one.
+    second = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
+        dict(source_system="erpnext", source_id="A", name="Li Na", phone="13800138000", email="li.na@example.com"),
+    ), previous_crosswalk=first.crosswalk, created_at=created)
+    assert set(second.crosswalk["customer_id"]) == {old["1"]}
+    assert second.events == [{"event": "merged", "customer_id": old["1"], "previous_ids": [old["A"]]}]
+
+
+def test_split_gives_the_smaller_part_a_new_id():
+    first = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Li Na", email="shared@example.com"),
+        dict(source_system="odoo", source_id="2", name="Li Na", email="shared@example.com"),
+        dict(source_system="erpnext", source_id="A", name="Li Na", email="shared@example.com"),
+    ))
+    (old,) = set(first.crosswalk["customer_id"])
+    second = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Li Na", email="shared@example.com"),
+        dict(source_system="odoo", source_id="2", name="Wang Fang", email="wang@example.com"),
+        dict(source_system="erpnext", source_id="A", name="Li Na", email="shared@example.com"),
+    ), previous_crosswalk=first.crosswalk)
+    ids = dict(zip(second.crosswalk["source_id"], second.crosswalk["customer_id"]))
+    assert ids["1"] == ids["A"] == old and ids["2"] != old
+    assert second.events == [{"event": "split", "customer_id": ids["2"], "previous_ids": [old]}]
+
+
+def test_survivorship_prefers_source_priority_then_recency_and_normalises_contacts():
+    result = resolve(records(
+        dict(source_system="erpnext", source_id="A", name="Li Na (ERPNext)", email="LI.NA@example.com",
+             city="上海", updated_at="2026-05-01"),
+        dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com", city=None,
+             phone="13800138000", updated_at="2026-01-01"),
+        dict(source_system="odoo", source_id="2", name="Li Na newer", email="li.na@example.com", updated_at="2026-03-01"),
+    ), settings=ReconcileSettings(source_priority=["odoo", "erpnext"]))
+    golden = result.customers.iloc[0]
+    assert golden["name"] == "Li Na newer"  # odoo outranks erpnext; newest odoo record first
+    assert golden["city"] == "上海"  # the first non-empty value, even from a lower-priority source
+    assert golden["email"] == "li.na@example.com" and golden["phone"] == "+8613800138000"
+    assert golden["source_count"] == 3
+    assert json.loads(golden["source_ids"]) == ["erpnext:A", "odoo:1", "odoo:2"]
