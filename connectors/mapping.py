@@ -37,7 +37,7 @@ class Lookup(_Strict):
     table: str
     key: str
     value: str
-    where: dict[str, str | int | bool] = {}
+    where: dict[str, str | int | bool | list[str | int | bool]] = {}  # a list means any of these values
 
     _check = field_validator("table", "key", "value")(classmethod(lambda cls, v: _identifier(v)))
 
@@ -47,6 +47,12 @@ class Lookup(_Strict):
         for column in v:
             _identifier(column)
         return v
+
+
+def lookup_id(lookup: Lookup) -> tuple:
+    """The identity of a lookup table, so that each is read once per extraction."""
+    where = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in lookup.where.items()))
+    return (lookup.table, lookup.key, lookup.value, where)
 
 
 class NegateWhen(_Strict):

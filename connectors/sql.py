@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import NullType
 
-from connectors.mapping import SourceMapping, StreamMapping
+from connectors.mapping import SourceMapping, StreamMapping, lookup_id
 from connectors.transform import map_chunk
 from erp2crm.errors import ConfigError, TransientError
 
@@ -111,7 +111,7 @@ class SqlSource:
         out = {}
         for field, spec in stream.fields.items():
             for lookup in spec.lookups:
-                ident = (lookup.table, lookup.key, lookup.value, tuple(sorted(lookup.where.items())))
+                ident = lookup_id(lookup)
                 if ident in out:
                     continue
                 where = f"streams.{entity}.fields.{field}.lookup"
@@ -119,8 +119,9 @@ class SqlSource:
                 cols = [self._column(table, c, where) for c in (lookup.key, lookup.value, *lookup.where)]
                 order = [c for c in table.primary_key.columns] or [cols[0]]
                 frame = pd.read_sql(select(*cols).order_by(*order), conn)
-                for column, value in lookup.where.items():
-                    frame = frame[frame[column].astype(str) == str(value)]
+                for column, wanted in lookup.where.items():
+                    wanted = wanted if isinstance(wanted, list) else [wanted]
+                    frame = frame[frame[column].astype(str).isin([str(w) for w in wanted])]
                 frame = frame.drop_duplicates(subset=[lookup.key], keep="first")
                 out[ident] = dict(zip(frame[lookup.key].astype(str), frame[lookup.value]))
         return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connectors.mapping import FieldSpec, SourceMapping, StreamMapping, _as_text
+from connectors.mapping import FieldSpec, SourceMapping, StreamMapping, _as_text, lookup_id
 from erp2crm.canonical import DATE, ENTITIES, TIMESTAMP
 from hub.frames import coerce
 
@@ -27,7 +27,7 @@ def _apply(spec: FieldSpec, chunk: pd.DataFrame, lookups: dict) -> pd.Series:
         return pd.Series([spec.default] * len(chunk), index=chunk.index, dtype=object)
     values = _first_non_null(chunk, spec.columns)
     for lookup in spec.lookups:
-        table = lookups[(lookup.table, lookup.key, lookup.value, tuple(sorted(lookup.where.items())))]
+        table = lookups[lookup_id(lookup)]
         values = _text(values).map(table)
     if spec.values is not None:
         text = _text(values)

@@ -93,6 +93,10 @@ def extract_source(run_id: str, source_name: str, window_start: datetime, window
         for entity in source.mapping.streams:
             counts[entity] = hub.write_staged(entity, run_id, source_name,
                                               source.extract(entity, window, source_cfg.chunk_size))
+        # Remembered so that the next run reads only its window (the first one reads everything).
+        hub.replace_rows("source_state", [{"source_system": source_name, "last_success_run_id": run_id,
+                                           "last_window_end": _naive(window.end)}],
+                         where=lambda t: t.c.source_system == source_name)
     return counts
 
 

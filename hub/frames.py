@@ -18,6 +18,15 @@ def _to_bool(value):
     return bool(value)
 
 
+def _strings(col: pd.Series) -> pd.Series:
+    # Built as object on purpose: pandas 3 re-infers a string dtype from map(), which turns None into NaN.
+    values = col.astype(object)
+    present = values.notna().to_numpy()
+    out = pd.Series([None] * len(col), index=col.index, dtype=object)
+    out[present] = [v if isinstance(v, str) else str(v) for v in values[present]]
+    return out
+
+
 def coerce(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
     """Return a frame with exactly `fields`, in order, each coerced to its kind (missing columns are null)."""
     out = pd.DataFrame(index=df.index)
@@ -34,7 +43,7 @@ def coerce(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
         elif kind == BOOLEAN:
             out[name] = col.map(_to_bool).astype(object)
         elif kind == STRING:
-            out[name] = col.map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)).astype(object)
+            out[name] = _strings(col)
         else:  # pragma: no cover - the canonical model has no other kinds
             raise ValueError(f"unknown field kind {kind!r} for {name}")
     return out

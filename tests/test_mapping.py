@@ -25,6 +25,7 @@ streams:
       name: {column: name, transform: strip}
       email: {column: email, transform: lower}
       country: {column: country_id, lookup: {table: countries, key: id, value: code}}
+      phone: {column: id, lookup: {table: contacts, key: partner, value: value, where: {type: [phone, mobile]}}}
       is_active: {column: archived, transform: not}
   order:
     table: orders
@@ -85,6 +86,9 @@ def shop(tmp_path):
           (1, '  Acme ', ' Info@ACME.cn', 1, 0, '2026-01-01 08:00:00', '2026-03-01 09:00:00'),
           (2, 'Beta', null, 2, 1, '2026-02-01 08:00:00', null),
           (3, 'Gamma', 'g@x.de', 9, 0, '2026-04-01 08:00:00', null);
+        create table contacts(id integer primary key, partner integer, type text, value text);
+        insert into contacts values (1, 1, 'email', 'x@y.cn'), (2, 1, 'mobile', '138 0013 8000'),
+                                    (3, 1, 'phone', '021 1234'), (4, 2, 'fax', '999');
         create table orders(id integer primary key, partner_id integer, state text, locked integer, amount real,
                             kind text, currency text, created text, write_date text);
         insert into orders values
@@ -110,6 +114,8 @@ def test_sql_source_maps_every_step(shop):
     assert list(customers.index) == ["1", "2", "3"]
     assert customers.at["1", "name"] == "Acme" and customers.at["1", "email"] == "info@acme.cn"
     assert customers.at["1", "country"] == "CN" and customers.at["3", "country"] is None  # unknown lookup key
+    # lookup with a list in `where`: the first matching row by primary key; a fax is not a phone
+    assert customers.at["1", "phone"] == "138 0013 8000" and customers.at["2", "phone"] is None
     assert customers.at["2", "is_active"] is False and customers.at["1", "is_active"] is True
     # updated_at is the first non-null of write_date, create_date, in UTC
     assert customers.at["2", "updated_at"] == datetime(2026, 2, 1, 8, tzinfo=timezone.utc)

@@ -1,0 +1,86 @@
+"""odoo.db: the Odoo tables an SQL connector reads (res_partner, sale_order, account_move, OCA helpdesk)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import sqlite_out
+from .clock import ds, ts
+from .defects import UNKNOWN_CURRENCY
+from .documents import Documents
+from .records import Record
+
+SCHEMA = {
+    "res_country": ["id INTEGER PRIMARY KEY", "code TEXT", "name TEXT"],
+    "res_currency": ["id INTEGER PRIMARY KEY", "name TEXT"],
+    "res_partner": [
+        "id INTEGER PRIMARY KEY", "name TEXT", "email TEXT", "phone TEXT", "vat TEXT", "ref TEXT",
+        "is_company INTEGER", "parent_id INTEGER REFERENCES res_partner(id)",
+        "commercial_partner_id INTEGER REFERENCES res_partner(id)", "street TEXT", "city TEXT", "zip TEXT",
+        "country_id INTEGER REFERENCES res_country(id)", "active INTEGER", "create_date TEXT", "write_date TEXT"],
+    "sale_order": [
+        "id INTEGER PRIMARY KEY", "name TEXT", "partner_id INTEGER REFERENCES res_partner(id)", "date_order TEXT",
+        "state TEXT", "amount_total REAL", "currency_id INTEGER REFERENCES res_currency(id)", "create_date TEXT",
+        "write_date TEXT"],
+    "account_move": [
+        "id INTEGER PRIMARY KEY", "name TEXT", "move_type TEXT", "state TEXT", "payment_state TEXT",
+        "partner_id INTEGER REFERENCES res_partner(id)", "invoice_date TEXT", "invoice_date_due TEXT",
+        "amount_total REAL", "amount_residual REAL", "currency_id INTEGER REFERENCES res_currency(id)",
+        "create_date TEXT", "write_date TEXT"],
+    "helpdesk_ticket_stage": ["id INTEGER PRIMARY KEY", "name TEXT", "is_close INTEGER"],
+    "helpdesk_ticket": [
+        "id INTEGER PRIMARY KEY", "number TEXT", "name TEXT", "partner_id INTEGER REFERENCES res_partner(id)",
+        "partner_email TEXT", "stage_id INTEGER REFERENCES helpdesk_ticket_stage(id)", "priority TEXT",
+        "rating_last_value REAL", "create_date TEXT", "closed_date TEXT", "write_date TEXT"],
+}
+
+COUNTRIES = [(1, "CN", "China"), (2, "DE", "Germany"), (3, "US", "United States"), (4, "GB", "United Kingdom")]
+CURRENCIES = [(1, "CNY"), (2, "USD"), (3, "EUR")]
+STAGES = [(1, "New", 0), (2, "In Progress", 0), (3, "Solved", 1), (4, "Cancelled", 1)]
+
+ORDER_STATE = {"draft": "draft", "sent": "sent", "confirmed": "sale", "done": "done", "cancelled": "cancel"}
+# neutral invoice status -> (state, payment_state)
+MOVE_STATE = {"draft": ("draft", "not_paid"), "open": ("posted", "not_paid"), "partial": ("posted", "partial"),
+              "paid": ("posted", "paid"), "reversed": ("posted", "reversed"), "cancelled": ("cancel", "not_paid")}
+
+
+def _stage(ticket) -> int:
+    if ticket.outcome == "solved":
+        return 3
+    if ticket.outcome == "cancelled":
+        return 4
+    return 1 if ticket.open_state == "new" else 2
+
+
+def _partners(records: list[Record]):
+    country_id = {code: cid for cid, code, _ in COUNTRIES}
+    for r in records:
+        yield (r.id, r.name, r.email, r.phone, r.tax_id, r.ref, int(r.customer.is_company), None, r.id,
+               r.street, r.city, r.postcode, country_id[r.customer.address.country] if r.city else None,
+               int(r.active), ts(r.created), ts(r.written))
+
+
+def write(path: Path, records: list[Record], docs: Documents) -> None:
+    currencies = list(CURRENCIES)
+    if any(o.currency == UNKNOWN_CURRENCY for o in docs.orders):
+        currencies.append((len(currencies) + 1, UNKNOWN_CURRENCY))
+    currency_id = {code: cid for cid, code in currencies}
+
+    def partner(doc) -> int:
+        return doc.orphan_party if getattr(doc, "orphan_party", None) else doc.record.id
+
+    conn = sqlite_out.create(path, SCHEMA)
+    insert = lambda table, rows: sqlite_out.insert(conn, SCHEMA, table, rows)  # noqa: E731
+    insert("res_country", COUNTRIES)
+    insert("res_currency", currencies)
+    insert("helpdesk_ticket_stage", STAGES)
+    insert("res_partner", _partners(records))
+    insert("sale_order", ((o.id, o.number, o.record.id, ts(o.ordered), ORDER_STATE[o.status], o.amount,
+                           currency_id[o.currency], ts(o.created), ts(o.written)) for o in docs.orders))
+    insert("account_move", ((i.id, i.number, "out_invoice" if i.kind == "invoice" else "out_refund",
+                             *MOVE_STATE[i.status], partner(i), ds(i.invoice_date), ds(i.due_date), i.amount,
+                             i.residual, currency_id[i.currency], ts(i.created), ts(i.written))
+                            for i in docs.invoices))
+    insert("helpdesk_ticket", ((t.id, t.number, t.subject, partner(t), t.record.email, _stage(t), str(t.priority),
+                                t.rating, ts(t.opened), ts(t.closed), ts(t.written)) for t in docs.tickets))
+    conn.commit()
+    conn.close()

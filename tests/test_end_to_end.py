@@ -1,0 +1,119 @@
+"""The whole sync through real Airflow (dag.test()) on generated ERP databases, checked against the
+generator's ground truth: the CRM ends with exactly one record per real customer, bad rows are held with
+the right reason, a second identical run writes nothing, and a change in one ERP sends one update."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from demodata import generate
+from emulators.salesforce import SalesforceEmulator
+from erp2crm import local
+from erp2crm.demo import DEMO_AS_OF, connections
+from erp2crm.pipeline import hub_store
+
+TOKEN = "e2e-secret-token-7f3a"
+
+
+@pytest.fixture(scope="module")
+def world(airflow_db, tmp_path_factory):
+    var = tmp_path_factory.mktemp("e2e")
+    erp = var / "erp"
+    generate(erp, n_customers=120, seed=11)
+    crm = SalesforceEmulator(state_file=var / "crm.json", token=TOKEN).start()
+    local.configure(var, connections(var, erp, crm.url, TOKEN))
+    yield {"var": var, "erp": erp, "crm": crm}
+    crm.stop()
+
+
+def _run(world, **conf):
+    dag_run = local.run_dag("erp_crm_customer_sync", {"as_of": DEMO_AS_OF, **conf})
+    return dag_run, hub_store().run(dag_run.run_id)["summary"]
+
+
+@pytest.fixture(scope="module")
+def first_run(world):
+    return _run(world, full_refresh=True)
+
+
+def test_first_run_succeeds_and_accounts_for_every_row(world, first_run):
+    dag_run, summary = first_run
+    assert str(dag_run.state) == "success"
+    assert summary["status"] == "success" and summary["rows_accounted"]
+    for entity, n in summary["rows_in"].items():
+        assert n > 0
+        assert n == summary["rows_passed"][entity] + summary["rows_quarantined"][entity]
+    read = {s: sum(c.values()) for s, c in summary["rows_read"].items()}
+    assert set(read) == {"odoo", "erpnext", "tryton"}
+    assert sum(read.values()) == sum(summary["rows_in"].values())
+
+
+def test_bad_rows_are_quarantined_with_their_reason_and_nothing_else_is(world, first_run):
+    bad = pd.read_csv(world["erp"] / "bad_rows.csv", dtype=str)
+    held = hub_store().held_quarantine()
+    held = held[held["stage"] == "staging"]
+    got = {(r.entity, r.source_system, r.record_id): set(r.reason_code.split(";")) for r in held.itertuples()}
+    expected = {(r.entity, r.source_system, r.source_id): r.defect for r in bad.itertuples()}
+    assert set(got) == set(expected)
+    for key, defect in expected.items():
+        assert defect in got[key], f"{key}: expected {defect}, got {got[key]}"
+
+
+def test_crm_has_one_record_per_real_customer(world, first_run):
+    truth = pd.read_csv(world["erp"] / "ground_truth.csv", dtype=str)
+    bad_customers = pd.read_csv(world["erp"] / "bad_rows.csv", dtype=str).query("entity == 'customer_record'")
+    bad_keys = set(bad_customers["source_system"] + ":" + bad_customers["source_id"])
+    truth["key"] = truth["source_system"] + ":" + truth["source_id"]
+    truth = truth[~truth["key"].isin(bad_keys)]
+    expected = {frozenset(g) for _, g in truth.groupby("true_customer_id")["key"]}
+
+    accounts = world["crm"].records("Account")
+    got = [frozenset(json.loads(a["ERP2CRM_Source_Ids__c"])) for a in accounts]
+    assert len(got) == len(set(got)), "two CRM records for the same source records"
+    assert set(got) == expected
+    assert first_run[1]["unified_customers"] == len(expected) + len(bad_keys) - first_run[1]["rows_quarantined"]["customer_record"]
+    ids = [a["ERP2CRM_Customer_Id__c"] for a in accounts]
+    assert len(ids) == len(set(ids))
+    one = next(a for a in accounts if a["ERP2CRM_Segment__c"])
+    assert one["ERP2CRM_Segment__c"] in {"most_valuable", "growth_potential", "below_zero", "standard"}
+    assert one["ERP2CRM_Currency__c"] == "CNY"
+
+
+def test_second_identical_run_writes_nothing(world, first_run):
+    before = {a["ERP2CRM_Customer_Id__c"]: a for a in world["crm"].records("Account")}
+    dag_run, summary = _run(world, full_refresh=True)
+    assert str(dag_run.state) == "success"
+    assert summary["crm_writes"] == 0 and summary["profiles_pushed"] == 0
+    assert summary["crm_unchanged"] == len(before)
+    after = {a["ERP2CRM_Customer_Id__c"]: a for a in world["crm"].records("Account")}
+    assert after == before
+
+
+def test_incremental_run_sends_only_the_changed_customer(world, first_run):
+    test_second_identical_run_writes_nothing(world, first_run)  # start from a settled state
+    # A minute ago: inside this run's look-back window, before its end (the run starts after this write).
+    now = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
+    # A customer known only to Odoo, so that survivorship lets the Odoo value through to the golden record.
+    customers = hub_store().read_table("customers")
+    only_odoo = [json.loads(k)[0] for k in customers["source_ids"] if len(json.loads(k)) == 1 and k.startswith('["odoo:')]
+    partner_id = int(sorted(only_odoo)[0].split(":")[1])
+    con = sqlite3.connect(world["erp"] / "odoo.db")
+    con.execute("update res_partner set city = 'Changed City 42', write_date = ? where id = ?", (now, partner_id))
+    con.commit()
+    con.close()
+    dag_run, summary = _run(world)  # not a full refresh: only rows changed in the look-back window
+    assert str(dag_run.state) == "success"
+    assert summary["rows_in"]["customer_record"] == 1
+    assert summary["crm_writes"] == 1
+    changed = [a for a in world["crm"].records("Account") if a.get("BillingCity") == "Changed City 42"]
+    assert len(changed) == 1 and f"odoo:{partner_id}" in json.loads(changed[0]["ERP2CRM_Source_Ids__c"])
+
+
+def test_no_secret_in_hub_run_history_or_xcom(world, first_run):
+    hub = hub_store()
+    for table in ("runs", "run_stages", "push_receipts", "quarantine"):
+        assert TOKEN not in hub.read_table(table).to_json()
