@@ -36,7 +36,7 @@ def run_demo(var_dir: Path | None = None, customers: int = 300, seed: int = 7) -
     started = time.monotonic()
     token = secrets.token_urlsafe(24)  # a fresh secret per run: it lives only in this process's environment
     with SalesforceEmulator(state_file=var_dir / "crm_state.json", token=token) as crm:
-        local.configure(var_dir, connections(var_dir, erp_dir, crm.url, token))
+        local.configure(var_dir, connections(var_dir, erp_dir, crm.url, token), log_level="WARNING")
         local.init_airflow_db()
         dag_run = local.run_dag("erp_crm_customer_sync", {"full_refresh": True, "as_of": DEMO_AS_OF})
         crm_records = len(crm.records("Account"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from erp2crm.paths import ROOT
 
 
-def configure(var_dir: Path, connections: dict[str, dict]) -> None:
+def configure(var_dir: Path, connections: dict[str, dict], log_level: str | None = None) -> None:
     """Point Airflow at this repository's airflow.cfg and a state folder; define connections as
     AIRFLOW_CONN_* variables (Airflow's environment secrets backend). Call before importing Airflow models."""
     var_dir = Path(var_dir).resolve()
@@ -21,6 +21,8 @@ def configure(var_dir: Path, connections: dict[str, dict]) -> None:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{var_dir / 'airflow' / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
     })
+    if log_level:  # the demo keeps Airflow's per-task INFO lines out of the summary it prints
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = log_level
     for conn_id, spec in connections.items():
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(spec)
 

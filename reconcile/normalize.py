@@ -65,7 +65,9 @@ def norm_phone(value: str | None, region: str = "CN") -> str | None:
         number = phonenumbers.parse(unicodedata.normalize("NFKC", value), region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    # "Possible" (right length for its country), not "valid": allocation ranges change, and for telling
+    # two records apart the digits matter, not whether the range is in service today.
+    if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -83,6 +85,9 @@ def normalise_records(records: pd.DataFrame, default_region: str = "CN") -> pd.D
     region = out["country"].where(out["country"].notna(), default_region).astype(str).str.upper()
     out["n_name"] = out["name"].map(norm_name)
     out["n_email"] = out["email"].map(norm_email)
-    out["n_phone"] = [norm_phone(p, r if len(r) == 2 else default_region) for p, r in zip(out["phone"], region)]
+    # The customer's country reads national formats ("030 1234567" in Germany); the ERP's own region reads
+    # numbers dialled from the company's office ("001 206 …" is +1 206 … when dialled from China).
+    out["n_phone"] = [norm_phone(p, r if len(r) == 2 else default_region) or norm_phone(p, default_region)
+                      for p, r in zip(out["phone"], region)]
     out["n_tax_id"] = out["tax_id"].map(norm_tax_id)
     return out

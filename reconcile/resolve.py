@@ -62,5 +62,9 @@ def resolve(records: pd.DataFrame, previous_crosswalk: pd.DataFrame | None = Non
         "match_score": 1.0,
         "explanation": [json.dumps(explanation.get(i, default), ensure_ascii=False) for i in range(len(frame))],
     })
+    # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
+    # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
+    for raw, normalised in (("email", "n_email"), ("phone", "n_phone"), ("tax_id", "n_tax_id")):
+        frame[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
     customers = golden_records(frame, settings.source_priority)
     return ReconcileResult(crosswalk, customers, events, clusters.refused)

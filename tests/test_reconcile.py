@@ -44,6 +44,16 @@ def test_norm_phone(raw, expected):
     assert norm_phone(raw, "CN") == expected
 
 
+def test_phone_dialled_from_the_erp_region_falls_back_after_the_customer_country():
+    result = resolve(records(
+        dict(source_system="odoo", source_id="1", name="Silverline Inc.", phone="+1 (206) 252-2220", country="US"),
+        dict(source_system="tryton", source_id="9", name="SILVERLINE INC", phone="001 206 252 2220", country="US"),
+        dict(source_system="erpnext", source_id="D", name="Müller GmbH", phone="030 12345678", country="DE"),
+    ), settings=ReconcileSettings(default_phone_region="CN"))
+    assert clusters(result) == {frozenset({"odoo:1", "tryton:9"}), frozenset({"erpnext:D"})}
+    assert set(result.customers["phone"]) == {"+12062522220", "+493012345678"}
+
+
 def test_norm_email_and_tax_id():
     assert norm_email("  Li.Na@Example.COM ") == "li.na@example.com"
     assert norm_email("li.na@@example") is None
