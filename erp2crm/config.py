@@ -20,18 +20,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SourceConfig(_Strict):
+class _Endpoint(_Strict):
+    """A named source or target: its name picks its mapping file and its Airflow connection."""
     name: str
     mapping: str | None = None  # file in mappings/, default <name>.yaml
     conn_id: str | None = None  # Airflow connection, default <name>_default
-    lookback_hours: float = Field(24, ge=0)
-    chunk_size: int = Field(50_000, gt=0)
 
     @field_validator("name")
     @classmethod
     def _snake(cls, v: str) -> str:
         if not SNAKE.match(v):
-            raise ValueError(f"source name {v!r} must be snake_case (it names the module, mapping and conn_id)")
+            raise ValueError(f"name {v!r} must be snake_case (it names the module, mapping and conn_id)")
         return v
 
     @property
@@ -43,21 +42,15 @@ class SourceConfig(_Strict):
         return self.conn_id or f"{self.name}_default"
 
 
-class TargetConfig(_Strict):
-    name: str
+class SourceConfig(_Endpoint):
+    lookback_hours: float = Field(24, ge=0)
+    chunk_size: int = Field(50_000, gt=0)
+
+
+class TargetConfig(_Endpoint):
     kind: Literal["salesforce"]
-    mapping: str | None = None  # outbound mapping in mappings/, default <name>.yaml
-    conn_id: str | None = None
     batch_size: int = Field(200, gt=0, le=200)
     max_rejected_share: float = Field(0.05, ge=0, le=1)
-
-    @property
-    def mapping_path(self) -> Path:
-        return MAPPINGS / (self.mapping or f"{self.name}.yaml")
-
-    @property
-    def connection_id(self) -> str:
-        return self.conn_id or f"{self.name}_default"
 
 
 class QualityConfig(_Strict):

@@ -121,9 +121,7 @@ def validate_staged(run_id: str) -> dict:
             hub.delete_entity_rows(entity, result.quarantined)  # a newer bad version must not leave a stale good one
             hub.add_quarantine(run_id, "staging", entity, result.quarantined, ("source_system", "source_id"))
             released = hub.release_quarantine(run_id, entity, result.passed)
-            counts[entity] = {"rows_in": result.rows_in, "rows_passed": result.rows_passed,
-                              "rows_quarantined": result.rows_quarantined, "released": released,
-                              "warnings": result.warnings}
+            counts[entity] = {**_gate_counts(result), "released": released, "warnings": result.warnings}
             for system, frame in staged.groupby("source_system"):
                 acc = per_source.setdefault(system, {"rows": 0, "held": 0, "reasons": {}})
                 acc["rows"] += len(frame)
@@ -186,23 +184,33 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
+def _gate_counts(result) -> dict:
+    return {"rows_in": result.rows_in, "rows_passed": result.rows_passed, "rows_quarantined": result.rows_quarantined}
+
+
+def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, table, flag: str, held_value: bool) -> dict:
+    """Validate one row per customer; set `flag` to `held_value` on failing customers (the opposite on the
+    others) and quarantine them."""
+    import quality
+
+    result = quality.validate(frame, suite)
+    held = result.quarantined["customer_id"].tolist() if len(result.quarantined) else []
+    with hub.engine.begin() as conn:
+        conn.execute(table.update().values({flag: not held_value}))
+        if held:
+            conn.execute(table.update().where(table.c.customer_id.in_(held)).values({flag: held_value}))
+    hub.add_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",))
+    return _gate_counts(result)
+
+
 def validate_customers(run_id: str) -> dict:
     """Unified-customer gate: a failing golden record is held (not profiled, not pushed) and quarantined."""
-    import quality
-    from hub.schema import customers as table
+    from hub.schema import customers
 
     hub = hub_store()
     with _stage(hub, run_id, "validate:unified_customer") as counts:
-        customers = hub.read_table("customers")
-        result = quality.validate(customers, "unified_customer")
-        held = result.quarantined["customer_id"].tolist()
-        with hub.engine.begin() as conn:
-            conn.execute(table.update().values(held=False))
-            if held:
-                conn.execute(table.update().where(table.c.customer_id.in_(held)).values(held=True))
-        hub.add_quarantine(run_id, "unified_customer", "unified_customer", result.quarantined, ("customer_id",))
-        counts.update({"rows_in": result.rows_in, "rows_passed": result.rows_passed,
-                       "rows_quarantined": result.rows_quarantined})
+        counts.update(_customer_gate(hub, run_id, hub.read_table("customers"), "unified_customer",
+                                     customers, "held", True))
     return counts
 
 
@@ -245,22 +253,14 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
 
 def validate_profiles(run_id: str) -> dict:
     """Profile gate, before the push: a failing profile is quarantined and not pushed."""
-    import quality
-    from hub.schema import profiles as table
+    from hub.schema import profiles
 
     hub = hub_store()
     with _stage(hub, run_id, "validate:profile") as counts:
         stored = hub.read_table("profiles")
         frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])
-        result = quality.validate(frame, "profile")
-        held = result.quarantined["customer_id"].tolist() if len(result.quarantined) else []
-        if held:
-            with hub.engine.begin() as conn:
-                conn.execute(table.update().where(table.c.customer_id.in_(held)).values(push_ready=False))
-        hub.add_quarantine(run_id, "profile", "profile", result.quarantined, ("customer_id",))
-        counts.update({"rows_in": result.rows_in, "rows_passed": result.rows_passed,
-                       "rows_quarantined": result.rows_quarantined})
+        counts.update(_customer_gate(hub, run_id, frame, "profile", profiles, "push_ready", False))
     return counts
 
 

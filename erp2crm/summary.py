@@ -29,6 +29,7 @@ def build_summary(hub: HubStore, run_id: str) -> dict:
         "run_id": run_id,
         "status": "success" if complete and accounted else "failed",
         "window_start": str(run.get("window_start")), "window_end": str(run.get("window_end")),
+        "full_refresh": bool(run.get("full_refresh")),  # then every row was read, whatever the window
         "rows_read": rows_read,
         "rows_in": rows_in, "rows_passed": rows_passed, "rows_quarantined": rows_quarantined,
         "rows_accounted": accounted,

@@ -1,0 +1,43 @@
+"""The sync configuration is typed and validated on load: invalid configurations, as a table of
+(config, expected message)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from erp2crm.config import load_config
+from erp2crm.errors import ConfigError
+from erp2crm.paths import CONFIG
+
+BASE = {"sources": [{"name": "odoo"}], "targets": [{"name": "salesforce", "kind": "salesforce"}]}
+
+INVALID = [
+    ({"targets": BASE["targets"]}, "sources: Field required"),
+    ({**BASE, "sources": []}, "sources: List should have at least 1 item"),
+    ({**BASE, "sources": [{"name": "Odoo-EU"}]}, "sources.0.name: name 'Odoo-EU' must be snake_case"),
+    ({**BASE, "sources": [{"name": "odoo"}, {"name": "odoo"}]}, "duplicate source name(s): odoo"),
+    ({**BASE, "targets": [{"name": "sf", "kind": "pipedrive"}]}, "targets.0.kind: Input should be 'salesforce'"),
+    ({**BASE, "targets": [{"name": "sf", "kind": "salesforce", "batch_size": 500}]},
+     "targets.0.batch_size: Input should be less than or equal to 200"),
+    ({**BASE, "quality": {"max_quarantine_share": 1.5}}, "quality.max_quarantine_share: Input should be less than or equal to 1"),
+    ({**BASE, "sources": [{"name": "odoo", "lookback_hours": -1}]}, "sources.0.lookback_hours: Input should be greater than or equal to 0"),
+    ({**BASE, "hub_url": "postgres://x"}, "hub_url: Extra inputs are not permitted"),
+]
+
+
+@pytest.mark.parametrize("config,expected", INVALID, ids=[e for _, e in INVALID])
+def test_invalid_config_names_file_and_field(tmp_path, config, expected):
+    path = tmp_path / "erp2crm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_shipped_config_is_valid_and_defaults_apply():
+    config = load_config(CONFIG / "erp2crm.yaml")
+    assert [s.name for s in config.sources] == ["odoo", "erpnext", "tryton"]
+    assert config.source("odoo").connection_id == "odoo_default"
+    assert config.source("odoo").mapping_path.name == "odoo.yaml"
+    with pytest.raises(ConfigError, match="unknown source 'sap'"):
+        config.source("sap")
