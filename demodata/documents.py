@@ -254,3 +254,18 @@ def _number(docs: Documents, system: str) -> None:
             counters[(series, year)] = n = counters.get((series, year), 0) + 1
             seq += 1
             doc.number = pattern.format(id=row_id, year=year, n=n, seq=seq)
+
+
+def currency_table(base: list[tuple[int, str]], docs: "Documents") -> tuple[list[tuple[int, str]], dict[str, int]]:
+    """An ERP's currency rows, plus the unknown currency when a defect uses it, and code → id."""
+    from .defects import UNKNOWN_CURRENCY
+
+    rows = list(base)
+    if any(o.currency == UNKNOWN_CURRENCY for o in docs.orders):
+        rows.append((len(rows) + 1, UNKNOWN_CURRENCY))
+    return rows, {code: cid for cid, code in rows}
+
+
+def customer_ref(doc) -> int:
+    """The customer id a document points to: its record's, or a missing one for an orphan defect."""
+    return doc.orphan_party if getattr(doc, "orphan_party", None) else doc.record.id

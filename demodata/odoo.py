@@ -5,8 +5,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
-from .defects import UNKNOWN_CURRENCY
-from .documents import Documents
+from .documents import Documents, currency_table, customer_ref
 from .records import Record
 
 SCHEMA = {
@@ -60,13 +59,8 @@ def _partners(records: list[Record]):
 
 
 def write(path: Path, records: list[Record], docs: Documents) -> None:
-    currencies = list(CURRENCIES)
-    if any(o.currency == UNKNOWN_CURRENCY for o in docs.orders):
-        currencies.append((len(currencies) + 1, UNKNOWN_CURRENCY))
-    currency_id = {code: cid for cid, code in currencies}
-
-    def partner(doc) -> int:
-        return doc.orphan_party if getattr(doc, "orphan_party", None) else doc.record.id
+    currencies, currency_id = currency_table(CURRENCIES, docs)
+    partner = customer_ref
 
     conn = sqlite_out.create(path, SCHEMA)
     insert = lambda table, rows: sqlite_out.insert(conn, SCHEMA, table, rows)  # noqa: E731

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import DAY, ds, ts
-from .defects import UNKNOWN_CURRENCY
-from .documents import Documents
+from .documents import Documents, currency_table, customer_ref
 from .records import Record
 
 SCHEMA = {
@@ -91,13 +90,8 @@ def _party_rows(records: list[Record]):
 
 
 def write(path: Path, records: list[Record], docs: Documents, now: datetime) -> None:
-    currencies = list(CURRENCIES)
-    if any(o.currency == UNKNOWN_CURRENCY for o in docs.orders):
-        currencies.append((len(currencies) + 1, UNKNOWN_CURRENCY))
-    currency_id = {code: cid for cid, code in currencies}
-
-    def party(doc) -> int:
-        return doc.orphan_party if getattr(doc, "orphan_party", None) else doc.record.id
+    currencies, currency_id = currency_table(CURRENCIES, docs)
+    party = customer_ref
 
     parties, mechanisms, identifiers, addresses = _party_rows(records)
     conn = sqlite_out.create(path, SCHEMA)
