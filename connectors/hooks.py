@@ -51,7 +51,13 @@ class SqlDatabaseHook(BaseHook):
         self.conn_id = conn_id
         self.must_exist = must_exist
 
+    def get_url(self) -> URL:
+        return sqlalchemy_url(get_connection(self.conn_id), self.must_exist)
+
     def get_engine(self) -> Engine:
-        url = sqlalchemy_url(get_connection(self.conn_id), self.must_exist)
-        connect_args = {"timeout": 60} if url.drivername == "sqlite" else {}
-        return create_engine(url, connect_args=connect_args)
+        return engine_for(self.get_url())
+
+
+def engine_for(url: URL) -> Engine:
+    connect_args = {"timeout": 60} if url.drivername == "sqlite" else {}
+    return create_engine(url, connect_args=connect_args)

@@ -13,7 +13,9 @@ from functools import lru_cache
 
 import pandas as pd
 
-from connectors.hooks import SqlDatabaseHook
+from sqlalchemy.engine import URL
+
+from connectors.hooks import SqlDatabaseHook, engine_for
 from erp2crm.config import SyncConfig, load_config
 from erp2crm.errors import DataError
 from erp2crm.paths import CONFIG
@@ -25,14 +27,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @lru_cache(maxsize=4)
-def _hub_for(conn_id: str) -> HubStore:
-    hub = HubStore(url="", engine=SqlDatabaseHook(conn_id, must_exist=False).get_engine())
+def _hub_for(url: URL) -> HubStore:
+    hub = HubStore(url="", engine=engine_for(url))
     hub.migrate()
     return hub
 
 
 def hub_store(config: SyncConfig | None = None) -> HubStore:
-    return _hub_for((config or load_config()).hub_conn_id)
+    """The hub store of the configured connection; one engine (and one migration check) per database."""
+    return _hub_for(SqlDatabaseHook((config or load_config()).hub_conn_id, must_exist=False).get_url())
 
 
 @contextmanager
