@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 
 import pandas as pd
-
 from sqlalchemy.engine import URL
 
-from connectors.hooks import SqlDatabaseHook, engine_for
+from connectors.hooks import SqlDatabaseHook
 from erp2crm.config import SyncConfig, load_config
 from erp2crm.errors import DataError
 from erp2crm.paths import CONFIG
@@ -23,12 +22,11 @@ from hub import HubStore
 from hub.store import utcnow
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @lru_cache(maxsize=4)
 def _hub_for(url: URL) -> HubStore:
-    hub = HubStore(url="", engine=engine_for(url))
+    hub = HubStore(url)
     hub.migrate()
     return hub
 
@@ -65,20 +63,13 @@ def begin_run(run_id: str, dag_id: str, window_start: datetime, window_end: date
     return {"run_id": run_id, "sources": [s.name for s in config.sources], "targets": [t.name for t in config.targets]}
 
 
-def list_sources() -> list[str]:
-    return [s.name for s in load_config().sources]
-
-
-def list_targets() -> list[str]:
-    return [t.name for t in load_config().targets]
-
-
 # --- extract -------------------------------------------------------------------------------------------
 def extract_source(run_id: str, source_name: str, window_start: datetime, window_end: datetime,
                    full_refresh: bool = False) -> dict:
     """Stage every stream of one source changed in [window_start − lookback, window_end) into the landing
     partition (run_id, source). The first extraction of a source, or full_refresh, reads everything."""
     from connectors.registry import open_source
+    from connectors.sql import Window
 
     config = load_config()
     hub = hub_store(config)
@@ -86,8 +77,6 @@ def extract_source(run_id: str, source_name: str, window_start: datetime, window
     source = open_source(source_cfg)
     state = hub.read_table("source_state")
     first_time = source_name not in set(state["source_system"])
-    from connectors.sql import Window
-
     start = None if (full_refresh or first_time) else pd.Timestamp(window_start) - pd.Timedelta(hours=source_cfg.lookback_hours)
     window = Window(start=start, end=pd.Timestamp(window_end))
     with _stage(hub, run_id, f"extract:{source_name}") as counts:

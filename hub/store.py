@@ -7,7 +7,7 @@ from typing import Iterable
 
 import pandas as pd
 from sqlalchemy import create_engine, delete, func, insert, select, tuple_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 
 from erp2crm.canonical import ENTITIES
 from hub import migrations, schema
@@ -20,10 +20,11 @@ def utcnow() -> datetime:
 
 
 class HubStore:
-    def __init__(self, url: str, engine: Engine | None = None):
-        self.url = url
-        connect_args = {"timeout": 60} if url.startswith("sqlite") else {}
-        self.engine = engine or create_engine(url, connect_args=connect_args)
+    def __init__(self, url: str | URL):
+        url = make_url(url)
+        # SQLite allows one writer: wait for a lock instead of failing when mapped tasks write at once.
+        connect_args = {"timeout": 60} if url.drivername.startswith("sqlite") else {}
+        self.engine: Engine = create_engine(url, connect_args=connect_args)
 
     def migrate(self) -> list[int]:
         return migrations.migrate(self.engine)

@@ -38,9 +38,8 @@ def resolve(records: pd.DataFrame, previous_crosswalk: pd.DataFrame | None = Non
     explanation: dict[int, dict] = {}
     for link in find_links(frame, settings.rules, settings.name_similarity):
         if clusters.union(link.left, link.right):
-            partner = link.left if link.right not in explanation else link.right
-            linked = link.right if partner == link.left else link.left
-            for pos, other in ((linked, partner), (partner, linked)):
+            # Each record keeps the first link that attached it, naming the record on the other end.
+            for pos, other in ((link.right, link.left), (link.left, link.right)):
                 explanation.setdefault(pos, {
                     "rule": link.rule, "score": 1.0,
                     "matched_with": f"{frame.at[other, 'source_system']}:{frame.at[other, 'source_id']}",
