@@ -118,3 +118,30 @@ def verdict(target_met: bool | None) -> str:
     if target_met is None:
         return "no target at this scale"
     return "target met" if target_met else "TARGET MISSED"
+
+
+def arg_parser(name: str, description: str, scale_help: str):
+    """The options every benchmark takes: --scale, --runs, --seed, --out."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--scale", type=float, default=1.0, help=scale_help)
+    ap.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default 3)")
+    ap.add_argument("--seed", type=int, default=20260701, help="numpy seed of the synthetic data")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"result file (default bench/results/{name}.json at scale 1.0, "
+                         f"{name}_scale<S>.json otherwise)")
+    return ap
+
+
+def memory_report(includes: str, reset_ok: bool, rss_before: float, peaks: list[float], **extra: float) -> dict:
+    """Peak RSS per timed run; `includes` says what was already resident when the runs started."""
+    return {
+        "method": "resource.getrusage(RUSAGE_SELF).ru_maxrss, high-water mark reset via "
+                  f"/proc/self/clear_refs before each run (includes {includes})",
+        "rss_reset_supported": reset_ok,
+        "rss_before_runs_mib": round(rss_before, 1),
+        "peak_rss_per_run_mib": [round(x, 1) for x in peaks],
+        "peak_rss_mib": round(max(peaks), 1),
+        **{k: round(v, 1) for k, v in extra.items()},
+    }

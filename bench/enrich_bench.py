@@ -24,7 +24,6 @@ Only ``build_profiles(...)`` is timed (data generation and coercion are not); th
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
@@ -183,13 +182,7 @@ def make_data(scale: float, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=1.0, help="multiplier on the target sizes (default 1.0)")
-    ap.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default 3)")
-    ap.add_argument("--seed", type=int, default=20260701, help="numpy seed of the synthetic data")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="result file (default bench/results/enrich_bench.json at scale 1.0, "
-                         "enrich_bench_scale<S>.json otherwise)")
+    ap = _common.arg_parser(NAME, __doc__.splitlines()[0], "multiplier on the target sizes (default 1.0)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -242,15 +235,8 @@ def main(argv=None) -> int:
             "credit_classes": prof["credit_class"].value_counts().to_dict(),
             "churn_flag_share": round(float(prof["churn_flag"].mean()), 4),
         },
-        "memory": {
-            "method": "resource.getrusage(RUSAGE_SELF).ru_maxrss, high-water mark reset via "
-                      "/proc/self/clear_refs before each run (includes resident input data)",
-            "rss_reset_supported": reset_ok,
-            "rss_before_runs_mib": round(rss_before, 1),
-            "peak_rss_per_run_mib": [round(x, 1) for x in peaks],
-            "peak_rss_mib": round(max(peaks), 1),
-            "process_peak_rss_incl_data_generation_mib": round(process_peak_after_data, 1),
-        },
+        "memory": _common.memory_report("resident input data", reset_ok, rss_before, peaks,
+                                        process_peak_rss_incl_data_generation_mib=process_peak_after_data),
         "machine": _common.machine_info(),
         "versions": _common.library_versions("pandas", "numpy"),
     }

@@ -25,7 +25,6 @@ inside GX). Peak memory: see ``bench/_common.py``.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 import time
@@ -256,15 +255,9 @@ def make_data(scale: float, seed: int, bad_share: float):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", type=float, default=1.0,
-                    help="multiplier on 250k rows per suite (default 1.0 = 1M rows in total)")
-    ap.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default 3)")
-    ap.add_argument("--seed", type=int, default=20260701, help="numpy seed of the synthetic data")
+    ap = _common.arg_parser(NAME, __doc__.splitlines()[0],
+                            "multiplier on 250k rows per suite (default 1.0 = 1M rows in total)")
     ap.add_argument("--bad-share", type=float, default=0.001, help="share of bad rows per suite (default 0.001)")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="result file (default bench/results/quality_bench.json at scale 1.0, "
-                         "quality_bench_scale<S>.json otherwise)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -357,15 +350,8 @@ def main(argv=None) -> int:
         "injected": injected,
         "outcome_last_run": outcome,
         "all_runs_quarantine_matches_injection": checks_ok,
-        "memory": {
-            "method": "resource.getrusage(RUSAGE_SELF).ru_maxrss, high-water mark reset via "
-                      "/proc/self/clear_refs before each run (includes resident input data and GX)",
-            "rss_reset_supported": reset_ok,
-            "rss_before_runs_mib": round(rss_before, 1),
-            "peak_rss_per_run_mib": [round(x, 1) for x in peaks],
-            "peak_rss_mib": round(max(peaks), 1),
-            "process_peak_rss_before_runs_mib": round(process_peak_before_runs, 1),
-        },
+        "memory": _common.memory_report("resident input data and GX", reset_ok, rss_before, peaks,
+                                        process_peak_rss_before_runs_mib=process_peak_before_runs),
         "machine": _common.machine_info(),
         "versions": _common.library_versions("pandas", "numpy", "great_expectations"),
     }
