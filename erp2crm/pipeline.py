@@ -86,9 +86,8 @@ def extract_source(run_id: str, source_name: str, window_start: datetime, window
             counts[entity] = hub.write_staged(entity, run_id, source_name,
                                               source.extract(entity, window, source_cfg.chunk_size))
         # Remembered so that the next run reads only its window (the first one reads everything).
-        hub.replace_rows("source_state", [{"source_system": source_name, "last_success_run_id": run_id,
-                                           "last_window_end": _naive(window.end)}],
-                         where=lambda t: t.c.source_system == source_name)
+        hub.upsert_rows("source_state", [{"source_system": source_name, "last_success_run_id": run_id,
+                                          "last_window_end": _naive(window.end)}], ("source_system",))
     return counts
 
 
@@ -103,10 +102,10 @@ def validate_staged(run_id: str) -> dict:
     hub = hub_store(config)
     per_source: dict[str, dict] = {}
     with _stage(hub, run_id, "validate:staging") as counts:
+        known = None  # current customer keys, read once after the customer records are through the gate
         for entity in ENTITIES:  # customer_record first
             staged = hub.read_staged(entity, run_id)
-            known = None
-            if entity != "customer_record":
+            if entity != "customer_record" and known is None:
                 known = hub.read_entity("customer_record")[["source_system", "source_id"]]
             result = quality.validate(staged, entity, known_customers=known)
             hub.upsert_entity(entity, result.passed, run_id)

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
-from sqlalchemy import tuple_
-
 from connectors.outbound import build_payload, load_outbound, payload_hash
 from connectors.registry import open_sink
 from erp2crm.config import TargetConfig
 from hub import HubStore
-from hub.schema import push_state
 from hub.store import utcnow
 
 
@@ -57,9 +53,7 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
             if result.ok:
                 confirmed_rows.append({"target": target.name, "customer_id": customer_id, "payload_hash": digest,
                                        "crm_id": result.crm_id, "confirmed_at": now})
-        keys = [(r["target"], r["customer_id"]) for r in confirmed_rows]
-        hub.replace_rows("push_state", confirmed_rows,
-                         where=lambda t: tuple_(t.c.target, t.c.customer_id).in_(keys) if keys else t.c.target.is_(None))
+        hub.upsert_rows("push_state", confirmed_rows, ("target", "customer_id"))
         api_calls = sink.client.requests_sent
     else:
         api_calls = 0

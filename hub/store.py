@@ -65,23 +65,31 @@ class HubStore:
         fields = ENTITIES[entity].fields
         frame = for_sql(coerce(df, fields), fields)
         frame["run_id"] = run_id
-        with self.engine.begin() as conn:
-            self._delete_keys(conn, schema.ENTITY_TABLES[entity], frame)
-            conn.execute(insert(schema.ENTITY_TABLES[entity]), frame.to_dict("records"))
+        self.upsert_rows(schema.ENTITY_TABLES[entity].name, frame.to_dict("records"), ("source_system", "source_id"))
         return len(frame)
 
     def delete_entity_rows(self, entity: str, keys: pd.DataFrame) -> None:
         if keys.empty:
             return
         with self.engine.begin() as conn:
-            self._delete_keys(conn, schema.ENTITY_TABLES[entity], keys)
+            self._delete_keys(conn, schema.ENTITY_TABLES[entity], ("source_system", "source_id"),
+                              list(zip(keys["source_system"], keys["source_id"])))
+
+    def upsert_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...]) -> None:
+        """Replace the rows with the same key as `rows` (and add the new ones), atomically."""
+        if not rows:
+            return
+        table = schema.metadata.tables[name]
+        with self.engine.begin() as conn:
+            self._delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows])
+            conn.execute(insert(table), rows)
 
     @staticmethod
-    def _delete_keys(conn, table, keys: pd.DataFrame, batch: int = 500) -> None:
-        pairs = list(zip(keys["source_system"], keys["source_id"]))
-        for start in range(0, len(pairs), batch):
-            part = pairs[start:start + batch]
-            conn.execute(delete(table).where(tuple_(table.c.source_system, table.c.source_id).in_(part)))
+    def _delete_keys(conn, table, key_columns: tuple[str, ...], keys: list[tuple], batch: int = 500) -> None:
+        # In batches: one IN list per call would pass SQLite's limit on bound parameters at scale.
+        columns = tuple_(*(table.c[c] for c in key_columns))
+        for start in range(0, len(keys), batch):
+            conn.execute(delete(table).where(columns.in_(keys[start:start + batch])))
 
     # --- quarantine -----------------------------------------------------------------------------------
     def add_quarantine(self, run_id: str, stage: str, entity: str, rows: pd.DataFrame, key_columns: tuple[str, ...]) -> int:
@@ -156,11 +164,10 @@ class HubStore:
 
     def record_stage(self, run_id: str, stage: str, started_at: datetime, counts: dict) -> None:
         finished = utcnow()
-        self.replace_rows("run_stages", [{
+        self.upsert_rows("run_stages", [{
             "run_id": run_id, "stage": stage, "started_at": started_at, "finished_at": finished,
             "duration_s": round((finished - started_at).total_seconds(), 3),
-            "counts": json.dumps(counts, default=str)}],
-            where=lambda t: (t.c.run_id == run_id) & (t.c.stage == stage))
+            "counts": json.dumps(counts, default=str)}], ("run_id", "stage"))
 
     def stages(self, run_id: str) -> pd.DataFrame:
         t = schema.run_stages

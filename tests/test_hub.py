@@ -89,3 +89,13 @@ def test_upsert_keeps_one_current_version_and_quarantine_release(hub):
     assert list(hub.held_quarantine("order")["record_id"]) == ["3"]
     assert hub.release_quarantine("r3", "order", orders(dict(source_id="3", total_amount=1.0))) == 1
     assert hub.held_quarantine("order").empty
+
+
+def test_upsert_rows_replaces_by_key_in_batches(hub):
+    """More keys than one IN list may bind on SQLite: the keyed delete must batch."""
+    hub.migrate()
+    rows = [{"target": "sf", "customer_id": f"C{i}", "payload_hash": "a"} for i in range(20_000)]
+    hub.upsert_rows("push_state", rows, ("target", "customer_id"))
+    hub.upsert_rows("push_state", [{**r, "payload_hash": "b"} for r in rows], ("target", "customer_id"))
+    state = hub.read_table("push_state")
+    assert len(state) == 20_000 and set(state["payload_hash"]) == {"b"}
