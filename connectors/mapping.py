@@ -154,6 +154,9 @@ class SourceMapping(_Strict):
     source: str
     connector: Literal["sql"] = "sql"
     source_timezone: str = "UTC"  # naive timestamps in the source are in this zone
+    # The source writes timestamps as text with their UTC offset (ISO 8601): one without is a data error,
+    # quarantined as missing_utc_offset rather than guessed.
+    timestamps_with_offset: bool = False
     default_phone_region: str = Field("CN", min_length=2, max_length=2)
     streams: dict[str, StreamMapping]
 

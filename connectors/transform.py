@@ -5,10 +5,14 @@ import numpy as np
 import pandas as pd
 
 from connectors.mapping import FieldSpec, SourceMapping, StreamMapping, _as_text, lookup_id
-from erp2crm.canonical import DATE, ENTITIES, TIMESTAMP
-from hub.frames import coerce
+from erp2crm.canonical import BOOLEAN, DATE, ENTITIES, FLOAT, INTEGER, PARSE_ERRORS, TIMESTAMP
+from hub.frames import FALSE_TEXT, TRUE_TEXT, coerce
 
-_TRUE = {"1", "true", "t", "yes", "y"}
+# What a value that cannot be read as its field's kind is called; quality quarantines by these codes.
+_PARSE_CODES = {FLOAT: ("not_a_number", "is not a finite number"), INTEGER: ("not_a_number", "is not a whole number"),
+                DATE: ("invalid_date", "is not a valid date"), TIMESTAMP: ("invalid_date", "is not a valid timestamp"),
+                BOOLEAN: ("not_a_boolean", "is not a yes/no value")}
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -58,14 +62,35 @@ _TRANSFORMS = {
     "strip": _strip,
     "lower": lambda s: _strip(s).map(lambda v: v.lower() if isinstance(v, str) else v),
     "upper": lambda s: _strip(s).map(lambda v: v.upper() if isinstance(v, str) else v),
-    "boolean": lambda s: _text(s).map(lambda v: None if v is None else v.strip().lower() in _TRUE),
-    "not": lambda s: _text(s).map(lambda v: None if v is None else v.strip().lower() not in _TRUE),
+    # An unrecognised value passes through unchanged, so that it is reported as not a yes/no value.
+    "boolean": lambda s: _text(s).map(lambda v: _yes_no(v, True)),
+    "not": lambda s: _text(s).map(lambda v: _yes_no(v, False)),
     "number": lambda s: pd.to_numeric(s, errors="coerce"),
 }
 
 
+def _yes_no(value, when_true: bool):
+    if value is None:
+        return None
+    key = value.strip().lower()
+    if key in TRUE_TEXT:
+        return when_true
+    if key in FALSE_TEXT:
+        return not when_true
+    return value
+
+
 def _to_utc(series: pd.Series, tz: str) -> pd.Series:
-    parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+    """Timestamps as UTC: values with their own UTC offset keep it, naive ones are in the source's zone `tz`."""
+    try:
+        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+    except ValueError:  # naive and offset-carrying values (or several offsets) in one column
+        text = _text(series).fillna("")
+        aware = text.str.contains(_OFFSET, regex=True)
+        parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[us, UTC]")
+        parsed[aware] = pd.to_datetime(series[aware], errors="coerce", format="mixed", utc=True)
+        parsed[~aware] = _to_utc(series[~aware], tz)
+        return parsed
     if getattr(parsed.dt, "tz", None) is None:
         parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
     return parsed.dt.tz_convert("UTC")
@@ -78,16 +103,54 @@ def map_chunk(chunk: pd.DataFrame, entity: str, stream: StreamMapping, lookups: 
     out = pd.DataFrame(index=chunk.index)
     out["source_system"] = source_system
     out["source_id"] = _text(chunk[stream.primary_key])
-    for name, spec in stream.fields.items():
-        values = _apply(spec, chunk, lookups)
+    raw = {name: _apply(spec, chunk, lookups) for name, spec in stream.fields.items()}
+    raw["updated_at"] = _first_non_null(chunk, stream.updated_columns)
+    for name, values in raw.items():
         out[name] = _to_utc(values, mapping.source_timezone) if fields[name] == TIMESTAMP else values
-    out["updated_at"] = _to_utc(_first_non_null(chunk, stream.updated_columns), mapping.source_timezone)
     for name, kind in fields.items():
         if kind == DATE and name in out:
             out[name] = pd.to_datetime(out[name], errors="coerce", format="mixed")
     if "customer_source_id" in out:
         out["customer_source_id"] = _text(out["customer_source_id"])
-    return finalize(entity, coerce(out, fields)).reset_index(drop=True)
+    canonical = coerce(out, fields)
+    canonical[PARSE_ERRORS] = parse_errors(raw, canonical, fields, mapping.timestamps_with_offset)
+    return finalize(entity, canonical).reset_index(drop=True)
+
+
+def parse_errors(raw: dict[str, pd.Series], canonical: pd.DataFrame, fields: dict[str, str],
+                 offset_required: bool = False) -> pd.Series:
+    """Per row, '; '-joined "[code] field 'value' is not ..." for every value the source sent that its canonical
+    kind cannot hold (null after coercion, or not finite), so that nothing is silently turned into a null.
+    Vectorised: messages are only built for the (few) failing rows."""
+    errors = pd.Series(None, index=canonical.index, dtype=object)
+    for name, values in raw.items():
+        kind = fields[name]
+        if kind not in _PARSE_CODES:
+            continue
+        sent = values.notna().to_numpy()
+        bad = sent & canonical[name].isna().to_numpy()
+        if kind == FLOAT:
+            bad |= sent & np.isinf(canonical[name].to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():  # blank text is "no value", not a bad one (a loop over the few failing rows only)
+            positions = np.flatnonzero(bad)
+            blank = [isinstance(v, str) and not v.strip() for v in values.iloc[positions]]
+            bad[positions[np.asarray(blank, dtype=bool)]] = False
+        code, what = _PARSE_CODES[kind]
+        messages = [(bad, code, what)]
+        if kind == TIMESTAMP and offset_required:
+            text = _text(values).astype(object)
+            has_offset = text.where(text.notna(), "").astype(str).str.contains(_OFFSET, regex=True).to_numpy()
+            is_text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+            naive = sent & ~bad & is_text & ~has_offset
+            messages.append((naive, "missing_utc_offset", "has no UTC offset (this source must send one)"))
+        for mask, code, what in messages:
+            if not mask.any():
+                continue
+            shown = pd.Series([_as_text(v)[:40] for v in values[mask]], index=values.index[mask], dtype=object)
+            text = "[" + code + "] " + name + " '" + shown + "' " + what
+            current = errors[mask]
+            errors[mask] = text.where(current.isna(), current + "; " + text)
+    return errors
 
 
 def finalize(entity: str, df: pd.DataFrame) -> pd.DataFrame:

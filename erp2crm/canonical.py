@@ -62,6 +62,10 @@ SERVICE_TICKET = Entity("service_ticket", "service_tickets", {
     "updated_at": TIMESTAMP,
 })
 
+# Staging-only column: why a value the source sent could not be read as its field's kind ("[code] field
+# 'value' is not ..."); the staging gate quarantines such rows instead of letting the value become a null.
+PARSE_ERRORS = "parse_errors"
+
 ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, INVOICE, SERVICE_TICKET)}
 DOCUMENT_ENTITIES = ("order", "invoice", "service_ticket")
 

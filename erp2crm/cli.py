@@ -70,8 +70,41 @@ def quarantine_list(hub_url: str | None, entity: str | None) -> None:
         click.echo("nothing is held")
         return
     for row in held.itertuples():
-        click.echo(f"{row.entity:<16} {row.source_system or '-':<10} {row.record_id or '-':<20} {row.reason_code:<24} {row.reason}")
+        click.echo(f"{row.stage:<16} {row.entity:<16} {row.source_system or '-':<10} {row.record_id or '-':<20} "
+                   f"{row.reason_code:<24} {row.reason}")
     click.echo(f"{len(held)} held")
+
+
+@quarantine.command("replay")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable; default: every source).")
+@click.option("--demo", "demo_dir", is_flag=False, flag_value=str(VAR / "demo"), default=None,
+              type=click.Path(path_type=Path), help="Use the demo's ERP databases and hub store (default var/demo).")
+def quarantine_replay(sources: tuple[str, ...], demo_dir: Path | None) -> None:
+    """Re-check held rows now: re-read them from their sources by key with the current mappings and release
+    those that pass. The next sync unifies, profiles and pushes them.
+
+    Connections come from Airflow (environment variables or the metadata database), as for the DAG."""
+    from erp2crm.errors import ConfigError, DataError, TransientError
+
+    if demo_dir is not None:
+        from erp2crm import local
+        from erp2crm.demo import connections
+
+        demo_dir = Path(demo_dir).resolve()
+        local.configure(demo_dir, connections(demo_dir, demo_dir / "erp"), log_level="WARNING")
+    from erp2crm.pipeline import replay_quarantine
+
+    try:
+        summary = replay_quarantine(list(sources) or None)
+    except (ConfigError, DataError, TransientError) as e:
+        click.echo(f"replay failed: {e}", err=True)
+        sys.exit(2)
+    for entity, n in summary["rows_in"].items():
+        if n:
+            click.echo(f"{entity:<16} re-checked {n:>5}  released {summary['rows_released'][entity]:>5}  "
+                       f"still held {summary['rows_quarantined'][entity]:>5}")
+    click.echo(f"{sum(summary['rows_released'].values())} released, {summary['quarantine_held']} held in all "
+               f"(run {summary['run_id']}; report {summary['report']})")
 
 
 @main.group()

@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from erp2crm.errors import ConfigError
-from erp2crm.paths import CONFIG, MAPPINGS
+from erp2crm.paths import CONFIG, MAPPINGS, var_dir
 
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -66,6 +66,8 @@ class SyncConfig(_Strict):
     enrichment: str = "enrichment.yaml"  # file in config/
     fx_rates: str = "fx_rates.csv"  # file in config/
     source_priority: list[str] = []  # survivorship: earlier sources win ties on golden-record fields
+    # Run reports and Data Docs; relative to $ERP2CRM_VAR. On several worker machines, a shared volume.
+    reports_dir: str = "reports"
 
     @model_validator(mode="after")
     def _unique_names(self) -> "SyncConfig":
@@ -75,6 +77,11 @@ class SyncConfig(_Strict):
             if dupes:
                 raise ValueError(f"duplicate {kind} name(s): {', '.join(dupes)}")
         return self
+
+    @property
+    def reports_path(self) -> Path:
+        path = Path(self.reports_dir)
+        return path if path.is_absolute() else var_dir() / path
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:

@@ -16,11 +16,13 @@ DEMO_SOURCES = ("odoo", "erpnext", "tryton")
 DEMO_AS_OF = "2026-07-01T00:00:00+00:00"  # the demo data ends on 2026-06-30: profiles are computed as of then
 
 
-def connections(var_dir: Path, erp_dir: Path, crm_url: str, crm_token: str) -> dict[str, dict]:
+def connections(var_dir: Path, erp_dir: Path, crm_url: str | None = None, crm_token: str | None = None) -> dict[str, dict]:
+    """The demo's Airflow connections: its ERP databases and hub store, and the CRM emulator when given."""
     conns = {f"{s}_default": {"conn_type": "sqlite", "host": str(erp_dir / f"{s}.db")} for s in DEMO_SOURCES}
     conns["erp2crm_hub"] = {"conn_type": "sqlite", "host": str(var_dir / "hub.db")}
-    conns["salesforce_default"] = {"conn_type": "http", "host": crm_url, "password": crm_token,
-                                   "extra": {"api_version": "v60.0"}}
+    if crm_url:
+        conns["salesforce_default"] = {"conn_type": "http", "host": crm_url, "password": crm_token,
+                                       "extra": {"api_version": "v60.0"}}
     return conns
 
 
@@ -79,5 +81,8 @@ def render(summary: dict) -> str:
               f"unchanged: {summary.get('crm_unchanged')}  rejected: {summary.get('crm_rejected')}",
               f"CRM records now:    {summary.get('crm_records')}", "",
               "Time per stage (s): " + ", ".join(f"{k} {v}" for k, v in summary.get("stage_seconds", {}).items()),
-              f"Total stage time {summary.get('duration_s')} s, wall time {summary.get('wall_time_s')} s"]
+              f"Total stage time {summary.get('duration_s')} s, wall time {summary.get('wall_time_s')} s", "",
+              f"Run report (what was synced, held back and why, segments and value; links to the Data Docs):",
+              f"  {summary.get('report')}",
+              "Held rows: `erp2crm quarantine list`; after fixing a source, `erp2crm quarantine replay --demo`."]
     return "\n".join(lines)

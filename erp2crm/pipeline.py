@@ -67,63 +67,114 @@ def begin_run(run_id: str, dag_id: str, window_start: datetime, window_end: date
 def extract_source(run_id: str, source_name: str, window_start: datetime, window_end: datetime,
                    full_refresh: bool = False) -> dict:
     """Stage every stream of one source changed in [window_start − lookback, window_end) into the landing
-    partition (run_id, source). The first extraction of a source, or full_refresh, reads everything."""
-    from connectors.registry import open_source
+    partition (run_id, source), plus this source's rows still held in quarantine, re-read by key so that a fix
+    in the source or its mapping releases them. The first extraction of a source, or full_refresh, reads
+    every row."""
     from connectors.sql import Window
 
     config = load_config()
     hub = hub_store(config)
     source_cfg = config.source(source_name)
-    source = open_source(source_cfg)
     state = hub.read_table("source_state")
-    first_time = source_name not in set(state["source_system"])
-    start = None if (full_refresh or first_time) else pd.Timestamp(window_start) - pd.Timedelta(hours=source_cfg.lookback_hours)
-    window = Window(start=start, end=pd.Timestamp(window_end))
+    everything = full_refresh or source_name not in set(state["source_system"])
+    start = None if everything else pd.Timestamp(window_start) - pd.Timedelta(hours=source_cfg.lookback_hours)
+    window = None if everything else Window(start=start, end=pd.Timestamp(window_end))
     with _stage(hub, run_id, f"extract:{source_name}") as counts:
         counts["window_start"] = None if start is None else str(start)
-        counts["window_end"] = str(window.end)
-        for entity in source.mapping.streams:
-            counts[entity] = hub.write_staged(entity, run_id, source_name,
-                                              source.extract(entity, window, source_cfg.chunk_size))
+        counts["window_end"] = None if window is None else str(window.end)
+        counts.update(stage_source(hub, run_id, config, source_name, window, recheck_held=not everything))
         # Remembered so that the next run reads only its window (the first one reads everything).
         hub.upsert_rows("source_state", [{"source_system": source_name, "last_success_run_id": run_id,
-                                          "last_window_end": _naive(window.end)}], ("source_system",))
+                                          "last_window_end": _naive(window_end)}], ("source_system",))
+    return counts
+
+
+def stage_source(hub: HubStore, run_id: str, config: SyncConfig, source_name: str, window, *,
+                 recheck_held: bool = True, held_only: bool = False) -> dict:
+    """Write each stream's landing partition: the rows in `window` (all rows when None; none when `held_only`)
+    and, with `recheck_held`, the held rows not among them. Returns rows per entity and, under "rechecked", how
+    many of them were held rows read again by key."""
+    from connectors.registry import open_source
+
+    source_cfg = config.source(source_name)
+    source = open_source(source_cfg)
+    held = hub.held_quarantine(stage="staging")
+    held = held[held["source_system"] == source_name]
+    counts: dict = {"rechecked": {}}
+    for entity in source.mapping.streams:
+        held_ids = sorted(set(held.loc[held["entity"] == entity, "record_id"].dropna()))
+        seen: set[str] = set()
+        rechecked = [0]
+
+        def chunks(entity=entity, held_ids=held_ids, seen=seen, rechecked=rechecked):
+            if not held_only:
+                for chunk in source.extract(entity, window, source_cfg.chunk_size):
+                    seen.update(chunk["source_id"].dropna())
+                    yield chunk
+            if recheck_held or held_only:
+                wanted = [k for k in held_ids if k not in seen]
+                for chunk in source.extract_keys(entity, wanted, source_cfg.chunk_size):
+                    rechecked[0] += len(chunk)
+                    yield chunk
+
+        counts[entity] = hub.write_staged(entity, run_id, source_name, chunks())
+        counts["rechecked"][entity] = rechecked[0]
     return counts
 
 
 # --- quality gates -----------------------------------------------------------------------------------------
-def validate_staged(run_id: str) -> dict:
+def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
     """Staging gate: per entity, passing rows become the current version, failing rows are quarantined with
-    their reasons. Customers go first so that documents can be checked against known customers."""
+    their reasons. Customers go first so that documents can be checked against known customers.
+
+    The stop threshold counts rows that were not already held before this run: a held row re-checked without
+    a fix counted once, when it first failed."""
     import quality
     from erp2crm.canonical import ENTITIES
 
     config = load_config()
     hub = hub_store(config)
+    held_before = hub.held_quarantine(stage="staging")
     per_source: dict[str, dict] = {}
     with _stage(hub, run_id, "validate:staging") as counts:
         known = None  # current customer keys, read once after the customer records are through the gate
+        results = []
         for entity in ENTITIES:  # customer_record first
             staged = hub.read_staged(entity, run_id)
             if entity != "customer_record" and known is None:
                 known = hub.read_entity("customer_record")[["source_system", "source_id"]]
             result = quality.validate(staged, entity, known_customers=known)
+            results.append(result)
             hub.upsert_entity(entity, result.passed, run_id)
             hub.delete_entity_rows(entity, result.quarantined)  # a newer bad version must not leave a stale good one
-            hub.add_quarantine(run_id, "staging", entity, result.quarantined, ("source_system", "source_id"))
-            released = hub.release_quarantine(run_id, entity, result.passed)
-            counts[entity] = {**_gate_counts(result), "released": released, "warnings": result.warnings}
-            for system, frame in staged.groupby("source_system"):
-                acc = per_source.setdefault(system, {"rows": 0, "held": 0, "reasons": {}})
-                acc["rows"] += len(frame)
-            for system, frame in result.quarantined.groupby("source_system", dropna=False):
-                acc = per_source.setdefault(str(system), {"rows": 0, "held": 0, "reasons": {}})
-                acc["held"] += len(frame)
-                for code in frame["reason_code"].str.split(";").explode():
-                    acc["reasons"][code] = acc["reasons"].get(code, 0) + 1
+            settled = hub.settle_quarantine(run_id, "staging", entity, result.quarantined,
+                                            ("source_system", "source_id"), checked=staged)
+            counts[entity] = {**_gate_counts(result), "released": settled["released"], "warnings": result.warnings}
+            was_held = held_before.loc[held_before["entity"] == entity]
+            _count_new_failures(per_source, staged, result.quarantined,
+                                set(zip(was_held["source_system"], was_held["record_id"])))
         counts["sources"] = per_source
-    _check_quarantine_share(per_source, config.quality.max_quarantine_share)
+        counts["data_docs"] = _data_docs(config, run_id, "staging", results)
+    if enforce_threshold:
+        _check_quarantine_share(per_source, config.quality.max_quarantine_share)
     return counts
+
+
+def _count_new_failures(per_source: dict, staged: pd.DataFrame, quarantined: pd.DataFrame, was_held: set) -> None:
+    """Per source: rows checked and rows newly held (with their reasons), leaving out rows already held."""
+    def fresh(frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty or not was_held:
+            return frame
+        keys = pd.Series(list(zip(frame["source_system"], frame["source_id"])), index=frame.index, dtype=object)
+        return frame[~keys.isin(was_held)]
+
+    for system, frame in fresh(staged).groupby("source_system"):
+        per_source.setdefault(system, {"rows": 0, "held": 0, "reasons": {}})["rows"] += len(frame)
+    for system, frame in fresh(quarantined).groupby("source_system", dropna=False):
+        acc = per_source.setdefault(str(system), {"rows": 0, "held": 0, "reasons": {}})
+        acc["held"] += len(frame)
+        for code in frame["reason_code"].str.split(";").explode():
+            acc["reasons"][code] = acc["reasons"].get(code, 0) + 1
 
 
 def _check_quarantine_share(per_source: dict, limit: float) -> None:
@@ -179,6 +230,18 @@ def _gate_counts(result) -> dict:
     return {"rows_in": result.rows_in, "rows_passed": result.rows_passed, "rows_quarantined": result.rows_quarantined}
 
 
+def _data_docs(config: SyncConfig, run_id: str, gate: str, results: list) -> str | None:
+    """Build this gate's Data Docs for the run report; a failure to render is logged, never fails the sync."""
+    import quality
+    from erp2crm.report import data_docs_folder
+
+    try:
+        return str(quality.build_data_docs(results, data_docs_folder(config.reports_path, run_id, gate), run_name=run_id))
+    except Exception:  # noqa: BLE001 - documentation output must not decide whether customers are synced
+        log.warning("Data Docs for the %s gate of run %s could not be built", gate, run_id, exc_info=True)
+        return None
+
+
 def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, table, flag: str, held_value: bool) -> dict:
     """Validate one row per customer; set `flag` to `held_value` on failing customers (the opposite on the
     others) and quarantine them."""
@@ -190,8 +253,9 @@ def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, 
         conn.execute(table.update().values({flag: not held_value}))
         if held:
             conn.execute(table.update().where(table.c.customer_id.in_(held)).values({flag: held_value}))
-    hub.add_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",))
-    return _gate_counts(result)
+    settled = hub.settle_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",), checked=frame, whole=True)
+    return {**_gate_counts(result), "released": settled["released"],
+            "data_docs": _data_docs(load_config(), run_id, suite, [result])}
 
 
 def validate_customers(run_id: str) -> dict:
@@ -216,8 +280,9 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         settings = load_settings(CONFIG / config.enrichment)
         customers = hub.read_table("customers")
         customers = customers[~customers["held"].fillna(False).astype(bool)]
-        result = build_profiles(customers, hub.read_table("crosswalk"), hub.read_entity("order"),
-                                hub.read_entity("invoice"), hub.read_entity("service_ticket"),
+        orders, invoices = hub.read_entity("order"), hub.read_entity("invoice")
+        result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices,
+                                hub.read_entity("service_ticket"),
                                 load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of))
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
@@ -232,8 +297,9 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
                          where=lambda t: t.c.run_id == run_id)
         unconverted = result.unconverted.assign(reason_code="missing_fx_rate", expectation="fx_rate_available",
                                                 reason="no exchange rate at or before the document date")
-        for entity, frame in unconverted.groupby("entity"):
-            hub.add_quarantine(run_id, "enrich", entity, frame, ("source_system", "source_id"))
+        for entity, checked in (("order", orders), ("invoice", invoices)):
+            hub.settle_quarantine(run_id, "enrich", entity, unconverted[unconverted["entity"] == entity],
+                                  ("source_system", "source_id"), checked=checked, whole=True)
         counts.update({"profiles": len(rows), "ledger_lines": len(result.ledger),
                        "unconverted_documents": len(unconverted),
                        "segments": profiles["segment"].value_counts().to_dict() if len(profiles) else {},
@@ -270,12 +336,46 @@ def push_target(run_id: str, target_name: str) -> dict:
 
 
 def finish_run(run_id: str) -> dict:
+    from erp2crm.report import write_report
     from erp2crm.summary import build_summary
 
-    hub = hub_store()
+    config = load_config()
+    hub = hub_store(config)
     summary = build_summary(hub, run_id)
+    summary["report"] = str(write_report(hub, summary, config.reports_path))
     hub.finish_run(run_id, summary["status"], summary)
     if summary["status"] != "success":
         # The summary is written either way; failing here keeps the DAG run red when an earlier stage failed.
         raise DataError(f"run {run_id} did not complete: stages run: {', '.join(summary['stage_seconds'])}")
     return {k: summary[k] for k in ("status", "unified_customers", "profiles_pushed", "crm_writes")}
+
+
+# --- replay ------------------------------------------------------------------------------------------------
+def replay_quarantine(sources: list[str] | None = None) -> dict:
+    """Re-check the held staging rows now, outside the schedule: re-read each from its source by key with the
+    current mapping and run the staging gate on them. Fixed rows are released and become current; the next sync
+    unifies, profiles and pushes them. Returns the run's summary."""
+    from datetime import timezone
+
+    from erp2crm.report import write_report
+    from erp2crm.summary import REPLAY_DAG_ID, build_summary
+
+    config = load_config()
+    hub = hub_store(config)
+    now = datetime.now(timezone.utc)
+    run_id = f"replay__{now:%Y%m%dT%H%M%S%fZ}"
+    held = hub.held_quarantine(stage="staging")
+    configured = [s.name for s in config.sources]
+    unknown = sorted(set(sources or ()) - set(configured))
+    if unknown:
+        raise DataError(f"unknown source(s) {', '.join(unknown)}; configured: {', '.join(configured)}")
+    names = [n for n in configured if n in set(held["source_system"]) and (not sources or n in sources)]
+    hub.start_run(run_id, REPLAY_DAG_ID, _naive(now), _naive(now), False)
+    for name in names:
+        with _stage(hub, run_id, f"extract:{name}") as counts:
+            counts.update(stage_source(hub, run_id, config, name, None, held_only=True))
+    validate_staged(run_id, enforce_threshold=False)
+    summary = build_summary(hub, run_id)
+    summary["report"] = str(write_report(hub, summary, config.reports_path))
+    hub.finish_run(run_id, summary["status"], summary)
+    return summary

@@ -10,11 +10,17 @@ import pandas as pd
 from erp2crm.canonical import BOOLEAN, DATE, FLOAT, INTEGER, STRING, TIMESTAMP
 
 
+TRUE_TEXT = frozenset({"1", "true", "t", "yes", "y"})
+FALSE_TEXT = frozenset({"0", "false", "f", "no", "n", ""})
+
+
 def _to_bool(value):
+    """True/False/None; text that is neither yes nor no becomes None (the mapping reports it as a parse error)."""
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return None
     if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "t", "yes", "y")
+        key = value.strip().lower()
+        return True if key in TRUE_TEXT else False if key in FALSE_TEXT else None
     return bool(value)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from erp2crm.canonical import PARSE_ERRORS
 from hub import schema
 
 _bookkeeping = MetaData()
@@ -21,7 +22,24 @@ def _v1_initial(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-MIGRATIONS = [(1, "initial schema", _v1_initial)]
+def _add_columns(conn: Connection, table: Table, names: list[str]) -> None:
+    """ALTER TABLE ADD COLUMN for each missing column (a database created by v1 at a later release has them)."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for name in names:
+        if name not in present:
+            column = table.c[name]
+            conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.quote(table.name)} ADD COLUMN "
+                              f"{conn.dialect.identifier_preparer.quote(name)} {column.type.compile(conn.dialect)}"))
+
+
+def _v2_parse_errors_and_resolution(conn: Connection) -> None:
+    for table in schema.STAGING_TABLES.values():
+        _add_columns(conn, table, [PARSE_ERRORS])
+    _add_columns(conn, schema.quarantine, ["resolution"])
+
+
+MIGRATIONS = [(1, "initial schema", _v1_initial),
+              (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution)]
 LATEST = MIGRATIONS[-1][0]
 
 

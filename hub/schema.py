@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData,
                         PrimaryKeyConstraint, String, Table, Text)
 
-from erp2crm.canonical import BOOLEAN, DATE, ENTITIES, FLOAT, INTEGER, STRING, TIMESTAMP
+from erp2crm.canonical import BOOLEAN, DATE, ENTITIES, FLOAT, INTEGER, PARSE_ERRORS, STRING, TIMESTAMP
 
 metadata = MetaData()
 
@@ -30,6 +30,7 @@ for _entity in ENTITIES.values():
         PrimaryKeyConstraint(*_entity.key))
     STAGING_TABLES[_entity.name] = Table(
         f"stg_{_entity.table}", metadata, Column("run_id", KEY_TYPE, nullable=False), *_entity_columns(_entity),
+        Column(PARSE_ERRORS, Text),
         Index(f"ix_stg_{_entity.table}_partition", "run_id", "source_system"))
     if "customer_source_id" in _entity.fields:
         Index(f"ix_{_entity.table}_customer", ENTITY_TABLES[_entity.name].c.source_system,
@@ -80,6 +81,9 @@ quarantine = Table(
     Column("reason_code", String(255)), Column("expectation", Text), Column("reason", Text),
     Column("record", Text),  # JSON of the row as it arrived
     Column("quarantined_at", DateTime), Column("released_at", DateTime), Column("released_run_id", KEY_TYPE),
+    # Why a held row stopped being held: passed (a later check let it through), superseded (re-checked and
+    # failed again: the newer entry holds it now) or gone (the customer no longer exists).
+    Column("resolution", String(16)),
     Index("ix_quarantine_record", "entity", "source_system", "record_id"))
 
 push_state = Table(

@@ -9,9 +9,19 @@ import pandas as pd
 from sqlalchemy import create_engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import URL, Engine, make_url
 
-from erp2crm.canonical import ENTITIES
+from erp2crm.canonical import ENTITIES, PARSE_ERRORS
 from hub import migrations, schema
 from hub.frames import coerce, for_sql
+
+
+def _keys(rows: pd.DataFrame, key_columns: tuple[str, ...]) -> set[tuple]:
+    """(source_system, record_id) of each row, as the quarantine table stores them."""
+    if rows.empty:
+        return set()
+    ids = rows[key_columns[-1]].astype(object).where(rows[key_columns[-1]].notna(), None)
+    ids = [None if v is None else str(v) for v in ids]
+    systems = rows["source_system"].astype(object) if "source_system" in key_columns else [None] * len(rows)
+    return set(zip(systems, ids))
 
 
 def utcnow() -> datetime:
@@ -42,13 +52,20 @@ class HubStore:
                     continue
                 frame = for_sql(coerce(chunk, fields), fields)
                 frame.insert(0, "run_id", run_id)
+                errors = chunk[PARSE_ERRORS] if PARSE_ERRORS in chunk else pd.Series(None, index=chunk.index)
+                frame[PARSE_ERRORS] = errors.astype(object).where(errors.notna(), None).to_numpy()
                 conn.execute(insert(table), frame.to_dict("records"))
                 rows += len(frame)
         return rows
 
     def read_staged(self, entity: str, run_id: str) -> pd.DataFrame:
+        """The run's landing rows of `entity`, with their parse errors."""
         table = schema.STAGING_TABLES[entity]
-        return self._read_entity(entity, select(table).where(table.c.run_id == run_id))
+        with self.engine.connect() as conn:
+            raw = pd.read_sql(select(table).where(table.c.run_id == run_id), conn)
+        frame = coerce(raw, ENTITIES[entity].fields)
+        frame[PARSE_ERRORS] = raw[PARSE_ERRORS].astype(object).where(raw[PARSE_ERRORS].notna(), None)
+        return frame
 
     def read_entity(self, entity: str) -> pd.DataFrame:
         return self._read_entity(entity, select(schema.ENTITY_TABLES[entity]))
@@ -111,24 +128,43 @@ class HubStore:
             conn.execute(insert(schema.quarantine), records)
         return len(records)
 
-    def release_quarantine(self, run_id: str, entity: str, keys: pd.DataFrame) -> int:
-        """Mark held rows of `entity` released when a later version of the same record passed."""
+    def settle_quarantine(self, run_id: str, stage: str, entity: str, failed: pd.DataFrame,
+                          key_columns: tuple[str, ...], checked: pd.DataFrame, whole: bool = False) -> dict:
+        """Record one check of `entity` at `stage`: `checked` holds every row checked, `failed` those that failed
+        (with reason columns). A held entry whose record failed again is superseded by the new entry, one whose
+        record passed is released; with `whole` (the check saw every current record), one whose record was not
+        checked at all is gone. Returns the counts of each."""
         q = schema.quarantine
-        held = self.held_quarantine(entity)
-        if held.empty or keys.empty:
-            return 0
-        passed = set(zip(keys["source_system"].astype(str), keys["source_id"].astype(str)))
-        ids = [int(i) for i, s, r in zip(held["id"], held["source_system"], held["record_id"]) if (s, r) in passed]
-        if ids:
-            with self.engine.begin() as conn:
-                conn.execute(update(q).where(q.c.id.in_(ids)).values(released_at=utcnow(), released_run_id=run_id))
-        return len(ids)
+        held = self.held_quarantine(entity, stage)
+        failed_keys, checked_keys = _keys(failed, key_columns), _keys(checked, key_columns)
+        outcome: dict[str, list[int]] = {"superseded": [], "passed": [], "gone": []}
+        for entry_id, system, record_id in zip(held["id"], held["source_system"], held["record_id"]):
+            key = (system if isinstance(system, str) else None, record_id)
+            if record_id is None or (isinstance(record_id, float) and pd.isna(record_id)):
+                continue  # a row without a key cannot be matched again; it stays listed until dismissed
+            if key in failed_keys:
+                outcome["superseded"].append(int(entry_id))
+            elif key in checked_keys:
+                outcome["passed"].append(int(entry_id))
+            elif whole:
+                outcome["gone"].append(int(entry_id))
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for resolution, ids in outcome.items():
+                for start in range(0, len(ids), 500):
+                    conn.execute(update(q).where(q.c.id.in_(ids[start:start + 500])).values(
+                        released_at=now, released_run_id=run_id, resolution=resolution))
+        held_now = self.add_quarantine(run_id, stage, entity, failed, key_columns)
+        return {"held": held_now, "released": len(outcome["passed"]), "superseded": len(outcome["superseded"]),
+                "gone": len(outcome["gone"])}
 
-    def held_quarantine(self, entity: str | None = None) -> pd.DataFrame:
+    def held_quarantine(self, entity: str | None = None, stage: str | None = None) -> pd.DataFrame:
         q = schema.quarantine
         query = select(q).where(q.c.released_at.is_(None))
         if entity:
             query = query.where(q.c.entity == entity)
+        if stage:
+            query = query.where(q.c.stage == stage)
         with self.engine.connect() as conn:
             return pd.read_sql(query.order_by(q.c.id), conn)
 

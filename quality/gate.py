@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from erp2crm.canonical import PARSE_ERRORS
 from quality.suites import CUSTOMER_KNOWN, QUARANTINE, WARN, SuiteSpec, build_suite, get_spec
 
 # GX logs at INFO level while importing (`_docs_decorators`: "Skipping registering function ...") and
@@ -129,11 +130,13 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
         for col in REASON_COLUMNS:
             quarantined[col] = pd.Series([], index=quarantined.index, dtype="str")
         return GateResult(suite=suite_name, passed=df.iloc[:0], quarantined=quarantined)
-    missing = sorted(spec.columns - set(df.columns))
+    missing = sorted(spec.columns - set(df.columns) - {PARSE_ERRORS})
     if missing:
         raise ValueError(f"suite {suite_name!r}: input lacks column(s) {', '.join(missing)}")
 
     work = df.reset_index(drop=True)  # positions == labels inside GX
+    if PARSE_ERRORS in spec.columns and PARSE_ERRORS not in work:  # a frame that did not come through a mapping
+        work[PARSE_ERRORS] = pd.Series(None, index=work.index, dtype=object)
     if CUSTOMER_KNOWN in spec.helpers:
         work[CUSTOMER_KNOWN] = _customer_known(work, known_customers)
 
@@ -179,6 +182,7 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
     for col, values in zip(REASON_COLUMNS, _reasons(work, q_pos, failed)):
         quarantined[col] = pd.Series(values, index=quarantined.index, dtype="str")
 
+    _trim(result)
     warns.sort(key=lambda w: (w["reason_code"], w["expectation"]))
     out = GateResult(suite=suite_name, passed=passed, quarantined=quarantined, warnings=warns,
                      rows_in=n, rows_passed=len(passed), rows_quarantined=len(quarantined),
@@ -188,6 +192,18 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+_KEPT_EXAMPLES = 20  # failing rows kept per expectation in the stored result (Data Docs show examples, not all)
+
+
+def _trim(result) -> None:
+    """Cut the per-row lists of a COMPLETE result once the quarantine masks are built: a million failing row
+    indexes are not worth keeping in memory or rendering into Data Docs."""
+    for res in result.results:
+        for key in ("unexpected_index_list", "unexpected_list", "unexpected_rows"):
+            values = (res.result or {}).get(key)
+            if isinstance(values, list) and len(values) > _KEPT_EXAMPLES:
+                res.result[key] = values[:_KEPT_EXAMPLES]
 
 def _exception_messages(info: Any) -> list[str]:
     """Messages of exceptions GX caught while computing an expectation. `exception_info` is either
@@ -326,9 +342,10 @@ def _fmt(values: pd.Series, *, quote: bool = False) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
-def build_data_docs(results: Iterable[GateResult], folder: str | Path) -> Path:
+def build_data_docs(results: Iterable[GateResult], folder: str | Path, run_name: str = "quality_gate") -> Path:
     """Render GX Data Docs for gate results into `folder` (a site of its own, not GX's temporary
-    `local_site`); returns the path of index.html."""
+    `local_site`); returns the path of index.html. Building replaces what the folder held: give each gate of
+    a run its own folder."""
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -349,7 +366,7 @@ def build_data_docs(results: Iterable[GateResult], folder: str | Path) -> Path:
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend",
                                   "base_directory": str(folder)},
             })
-        run_id = RunIdentifier(run_name="quality_gate")
+        run_id = RunIdentifier(run_name=run_name)
         for i, r in enumerate(results):
             if r.validation_result is None:
                 continue

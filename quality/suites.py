@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from erp2crm.canonical import CUSTOMER_RECORD, INVOICE_STATUSES, ORDER_STATUSES, STRING, TICKET_STATUSES
+import pandas as pd
+
+from erp2crm.canonical import (CUSTOMER_RECORD, INVOICE_KINDS, INVOICE_STATUSES, ORDER_STATUSES, PARSE_ERRORS, STRING,
+                               TICKET_PRIORITIES, TICKET_STATUSES)
 from quality.currencies import ACCEPTED_CURRENCIES
 
 QUARANTINE, WARN = "quarantine", "warn"
@@ -45,6 +48,21 @@ EMAIL_REGEX = (
 )
 # A blank e-mail (empty / whitespace only) means "no e-mail", not a malformed one.
 EMAIL_OR_BLANK_REGEX = rf"(?:{EMAIL_REGEX})|^\s*$"
+
+# A telephone number as people write it: optional + (or "(+"), 5 to 15 digits with spaces, dots, dashes, slashes or
+# brackets between them, optionally an extension. Normalisation to E.164 happens in reconciliation.
+PHONE_REGEX = r"^\s*\(?\+?(?:[\s().\-/]*\d){5,15}[\s().\-/]*(?:(?:ext\.?|x|#)\s*\d{1,6})?\s*$"
+PHONE_OR_BLANK_REGEX = rf"(?:{PHONE_REGEX})|^\s*$"
+# UTF-8 read as Latin-1 / Windows-1252 ("MÃ¼ller", "â€™"), or the replacement character left by a lossy decode.
+MOJIBAKE_REGEX = "Ã[\u0080-\u00bf\u0152-\u2122]|Â[\u0080-\u00bf]|â€|\ufffd"
+CONTROL_REGEX = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# A spreadsheet formula if the CRM's users export the field to CSV (OWASP "CSV injection").
+FORMULA_REGEX = "^[=+\-@\t\r]"
+FORMULA_FIELDS = ("name", "given_name", "family_name", "company_name", "street", "city", "region")
+MAX_AMOUNT = 1e11  # per document, in any currency: larger is a unit or typing error, not a sale
+EARLIEST_DOCUMENT = "1950-01-01"  # business documents older than this are a date error
+EARLIEST_BIRTH = "1900-01-01"
+PARSE_CODES = ("not_a_number", "invalid_date", "missing_utc_offset", "not_a_boolean")  # see connectors.transform
 
 SEGMENTS = ("most_valuable", "growth_potential", "below_zero", "standard")
 CREDIT_CLASSES = ("A", "B", "C", "D")
@@ -130,6 +148,44 @@ def staging_key_rules() -> tuple[Rule, ...]:
     )
 
 
+def parse_rules() -> tuple[Rule, ...]:
+    """A value the source sent that its canonical kind cannot hold (recorded by the mapping in parse_errors)."""
+    return tuple(Rule("ExpectColumnValuesToNotMatchRegex", {"column": PARSE_ERRORS, "regex": rf"\[{code}\]"},
+                      code, QUARANTINE, "{parse_errors}") for code in PARSE_CODES)
+
+
+def text_hygiene(fields) -> tuple[Rule, ...]:
+    rules = []
+    for col in fields:
+        rules.append(Rule("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": MOJIBAKE_REGEX},
+                          "mojibake_text", QUARANTINE, "{column} {value!r} looks wrongly decoded (mojibake)"))
+        rules.append(Rule("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": CONTROL_REGEX},
+                          "control_characters", QUARANTINE, "{column} contains control characters"))
+        if col in FORMULA_FIELDS:
+            rules.append(Rule("ExpectColumnValuesToNotMatchRegex", {"column": col, "regex": FORMULA_REGEX},
+                              "formula_injection", QUARANTINE,
+                              "{column} {value!r} starts like a spreadsheet formula (=, +, -, @)"))
+    return tuple(rules)
+
+
+def plausible_date(col: str, earliest: str = EARLIEST_DOCUMENT, ahead_days: int = 366, **extra) -> Rule:
+    """Between `earliest` and `ahead_days` after today (fixed when the suite is built)."""
+    column_is_timestamp = col.endswith("_at")
+    latest = pd.Timestamp.now(tz="UTC").normalize() + pd.Timedelta(days=ahead_days)
+    bounds = [pd.Timestamp(earliest, tz="UTC"), latest]
+    if not column_is_timestamp:  # calendar dates are naive
+        bounds = [b.tz_localize(None) for b in bounds]
+    return Rule("ExpectColumnValuesToBeBetween", {"column": col, "min_value": bounds[0].to_pydatetime(),
+                                                  "max_value": bounds[1].to_pydatetime(), **extra},
+                "implausible_date", QUARANTINE, "{column} {value} is not a plausible date")
+
+
+def plausible_amount(col: str, **extra) -> Rule:
+    return Rule("ExpectColumnValuesToBeBetween", {"column": col, "min_value": -MAX_AMOUNT, "max_value": MAX_AMOUNT,
+                                                  **extra},
+                "implausible_amount", QUARANTINE, "{column} {value} is implausibly large (beyond ±{max_value})")
+
+
 def orphan_rule() -> Rule:
     return Rule("ExpectColumnValuesToBeInSet", {"column": CUSTOMER_KNOWN, "value_set": [True]},
                 "orphan_customer", QUARANTINE,
@@ -149,23 +205,42 @@ def _not(column: str, value: str):
     return Column(column) != value
 
 
+def _is(column: str, value: str):
+    from great_expectations.expectations.row_conditions import Column
+
+    return Column(column) == value
+
+
 def _specs() -> dict[str, SuiteSpec]:
     currency_what = "an active ISO 4217 currency code"
     not_credit_note = _not("kind", "credit_note")
     # Some ERPs (Tryton) compute a document's total only once it is confirmed or posted: a draft
     # without an amount is normal, any other status needs one.
     not_draft = _not("status", "draft")
+    import phonenumbers
+
+    is_credit_note = _is("kind", "credit_note")
     specs = [
         SuiteSpec("customer_record", (
             *staging_key_rules(),
+            *parse_rules(),
             *required_text("name", "missing_name"),
             Rule("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": EMAIL_OR_BLANK_REGEX},
                  "malformed_email", QUARANTINE, "email {value!r} is malformed"),
+            Rule("ExpectColumnValuesToMatchRegex", {"column": "phone", "regex": PHONE_OR_BLANK_REGEX},
+                 "malformed_phone", QUARANTINE, "phone {value!r} is not a telephone number"),
+            in_set("country", phonenumbers.SUPPORTED_REGIONS, "unknown_country",
+                   "an ISO 3166-1 alpha-2 country code"),
+            plausible_date("birth_date", EARLIEST_BIRTH, ahead_days=0),
             *(max_length(c) for c in _text_fields(CUSTOMER_RECORD)),
+            *text_hygiene(c for c in _text_fields(CUSTOMER_RECORD) if c not in ("source_system", "source_id")),
         )),
         SuiteSpec("order", (
             *staging_key_rules(),
+            *parse_rules(),
             not_negative("total_amount", "negative_amount"),
+            plausible_amount("total_amount"),
+            plausible_date("ordered_at"),
             not_null("total_amount", "missing_amount", row_condition=not_draft),
             *required_in_set("currency", ACCEPTED_CURRENCIES, "unknown_currency", currency_what),
             *required_in_set("status", ORDER_STATUSES, "invalid_status",
@@ -175,6 +250,26 @@ def _specs() -> dict[str, SuiteSpec]:
         ), helpers=(CUSTOMER_KNOWN,)),
         SuiteSpec("invoice", (
             *staging_key_rules(),
+            *parse_rules(),
+            plausible_amount("total_amount"),
+            plausible_date("invoice_date"),
+            plausible_date("due_date", ahead_days=3 * 366),
+            in_set("kind", INVOICE_KINDS, "invalid_kind", "one of " + ", ".join(sorted(INVOICE_KINDS))),
+            # Totals consistent: what is still owed never exceeds the document's total (credit notes: both ≤ 0).
+            Rule("ExpectColumnPairValuesAToBeGreaterThanB",
+                 {"column_A": "total_amount", "column_B": "outstanding_amount", "or_equal": True,
+                  "ignore_row_if": "either_value_is_missing", "row_condition": not_credit_note},
+                 "outstanding_exceeds_total", QUARANTINE, "{column_B} ({value_B}) exceeds {column_A} ({value_A})"),
+            Rule("ExpectColumnPairValuesAToBeGreaterThanB",
+                 {"column_A": "outstanding_amount", "column_B": "total_amount", "or_equal": True,
+                  "ignore_row_if": "either_value_is_missing", "row_condition": is_credit_note},
+                 "outstanding_exceeds_total", QUARANTINE,
+                 "credit note: {column_A} ({value_A}) is beyond {column_B} ({value_B})"),
+            # A cancelled document owes nothing; an open balance on one would count as a receivable.
+            Rule("ExpectColumnValuesToBeBetween",
+                 {"column": "outstanding_amount", "min_value": 0, "max_value": 0,
+                  "row_condition": _is("status", "cancelled")},
+                 "cancelled_with_balance", QUARANTINE, "cancelled, but {column} is {value}"),
             # Credit notes carry negative totals (and, in some ERPs, negative outstanding amounts):
             # the sign checks apply to every row that is not a credit note.
             not_negative("total_amount", "negative_amount", row_condition=not_credit_note),
@@ -192,6 +287,12 @@ def _specs() -> dict[str, SuiteSpec]:
         ), helpers=(CUSTOMER_KNOWN,)),
         SuiteSpec("service_ticket", (
             *staging_key_rules(),
+            *parse_rules(),
+            plausible_date("opened_at"),
+            plausible_date("closed_at"),
+            Rule("ExpectColumnValuesToBeBetween", {"column": "satisfaction", "min_value": 0, "max_value": 1},
+                 "out_of_range", QUARANTINE, "{column} {value} is outside [{min_value}, {max_value}]"),
+            in_set("priority", TICKET_PRIORITIES, "invalid_priority", "one of " + ", ".join(sorted(TICKET_PRIORITIES))),
             Rule("ExpectColumnPairValuesAToBeGreaterThanB",
                  {"column_A": "closed_at", "column_B": "opened_at", "or_equal": True,
                   "ignore_row_if": "either_value_is_missing"},

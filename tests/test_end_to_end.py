@@ -105,9 +105,14 @@ def test_incremental_run_sends_only_the_changed_customer(world, first_run):
     con.execute("update res_partner set city = 'Changed City 42', write_date = ? where id = ?", (now, partner_id))
     con.commit()
     con.close()
+    held = hub_store().held_quarantine(stage="staging")
     dag_run, summary = _run(world)  # not a full refresh: only rows changed in the look-back window
     assert str(dag_run.state) == "success"
-    assert summary["rows_in"]["customer_record"] == 1
+    # The changed row, plus the held rows read again by key (still bad, so still held, and not double-counted).
+    for entity in ("customer_record", "order", "invoice", "service_ticket"):
+        assert summary["rows_rechecked"][entity] == (held["entity"] == entity).sum()
+    assert summary["rows_in"]["customer_record"] - summary["rows_rechecked"]["customer_record"] == 1
+    assert summary["quarantine_held"] == len(held)
     assert summary["crm_writes"] == 1
     changed = [a for a in world["crm"].records("Account") if a.get("BillingCity") == "Changed City 42"]
     assert len(changed) == 1 and f"odoo:{partner_id}" in json.loads(changed[0]["ERP2CRM_Source_Ids__c"])
@@ -117,3 +122,53 @@ def test_no_secret_in_hub_run_history_or_xcom(world, first_run):
     hub = hub_store()
     for table in ("runs", "run_stages", "push_receipts", "quarantine"):
         assert TOKEN not in hub.read_table(table).to_json()
+
+
+NAME_COLUMN = {"odoo": ("res_partner", "name", "id"), "erpnext": ("tabCustomer", "customer_name", "name"),
+               "tryton": ("party_party", "name", "id")}
+
+
+def test_quarantine_replay_releases_a_row_fixed_in_the_erp_and_the_next_run_pushes_it(world, first_run):
+    """The ERP row is fixed without its last-change time moving (as when a mapping is corrected, or a DBA fixes
+    a value in place): no window would see it, the replay re-reads it by key."""
+    from click.testing import CliRunner
+
+    from erp2crm.cli import main
+
+    bad = pd.read_csv(world["erp"] / "bad_rows.csv", dtype=str)
+    row = bad[(bad["entity"] == "customer_record") & (bad["defect"] == "missing_name")].iloc[0]
+    table, column, key = NAME_COLUMN[row["source_system"]]
+    con = sqlite3.connect(world["erp"] / f"{row['source_system']}.db")
+    con.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE "{key}" = ?', ("Fixed Name Trading Ltd", row["source_id"]))
+    con.commit()
+    con.close()
+    held_before = hub_store().held_quarantine(stage="staging")
+
+    result = CliRunner().invoke(main, ["quarantine", "replay"])
+    assert result.exit_code == 0, result.output
+    assert "1 released" in result.output and f"{len(held_before) - 1} held in all" in result.output
+    held = hub_store().held_quarantine(stage="staging")
+    assert len(held) == len(held_before) - 1
+    assert row["source_id"] not in set(held.loc[held["source_system"] == row["source_system"], "record_id"])
+    last = hub_store().last_runs(1)[0]
+    assert last["dag_id"] == "erp2crm quarantine replay" and last["status"] == "success"
+    released = hub_store().read_table("quarantine").query("resolution == 'passed'")
+    assert list(released["record_id"]) == [row["source_id"]]
+
+    dag_run, summary = _run(world)  # the next scheduled sync
+    assert str(dag_run.state) == "success"
+    named = [a for a in world["crm"].records("Account") if a.get("Name") == "Fixed Name Trading Ltd"]
+    assert len(named) == 1
+    assert f"{row['source_system']}:{row['source_id']}" in json.loads(named[0]["ERP2CRM_Source_Ids__c"])
+
+
+def test_run_report_and_data_docs_are_written_for_every_run(world, first_run):
+    from pathlib import Path
+
+    report = Path(first_run[1]["report"])
+    page = report.read_text(encoding="utf-8")
+    assert "Customers by segment" in page and "Held back and why" in page
+    for gate in ("staging", "unified_customer", "profile"):
+        assert (report.parent / "data_docs" / gate / "index.html").exists()
+        assert f"data_docs/{gate}/index.html" in page
+    assert TOKEN not in page

@@ -83,12 +83,24 @@ def test_upsert_keeps_one_current_version_and_quarantine_release(hub):
     current = hub.read_entity("order").set_index("source_id")
     assert len(current) == 2 and current.at["1", "total_amount"] == 12.5
 
-    bad = orders(dict(source_id="3", total_amount=-1.0)).assign(
-        reason_code="negative_amount", expectation="x", reason="total_amount is negative")
-    hub.add_quarantine("r2", "staging", "order", bad, ("source_system", "source_id"))
-    assert list(hub.held_quarantine("order")["record_id"]) == ["3"]
-    assert hub.release_quarantine("r3", "order", orders(dict(source_id="3", total_amount=1.0))) == 1
-    assert hub.held_quarantine("order").empty
+    def bad(*ids):
+        return orders(*(dict(source_id=i, total_amount=-1.0) for i in ids)).assign(
+            reason_code="negative_amount", expectation="x", reason="total_amount is negative")
+
+    key = ("source_system", "source_id")
+    assert hub.settle_quarantine("r2", "staging", "order", bad("3", "4"), key, checked=bad("3", "4"))["held"] == 2
+    assert sorted(hub.held_quarantine("order")["record_id"]) == ["3", "4"]
+    # Re-checked: 3 is fixed, 4 fails again (one entry holds it, not two), 5 is new; unchecked rows stay held.
+    checked = pd.concat([orders(dict(source_id="3", total_amount=1.0)), bad("4", "5")], ignore_index=True)
+    outcome = hub.settle_quarantine("r3", "staging", "order", bad("4", "5"), key, checked=checked)
+    assert outcome == {"held": 2, "released": 1, "superseded": 1, "gone": 0}
+    held = hub.held_quarantine("order", stage="staging")
+    assert sorted(held["record_id"]) == ["4", "5"] and set(held["run_id"]) == {"r3"}
+    # A whole-population check: rows no longer present are resolved as gone.
+    outcome = hub.settle_quarantine("r4", "staging", "order", bad("5"), key, checked=bad("5"), whole=True)
+    assert outcome == {"held": 1, "released": 0, "superseded": 1, "gone": 1}
+    resolutions = hub.read_table("quarantine").set_index("id")["resolution"].value_counts().to_dict()
+    assert resolutions == {"superseded": 2, "passed": 1, "gone": 1}
 
 
 def test_upsert_rows_replaces_by_key_in_batches(hub):

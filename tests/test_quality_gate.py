@@ -204,8 +204,8 @@ def test_invoice_suite():
         invoice("2", kind="credit_note", total_amount=-50.0, paid_amount=0.0, outstanding_amount=-50.0),
         invoice("3", due_date=None),  # no due date: fine
         invoice("4", due_date="2026-01-05"),  # due on the issue day: fine
-        invoice("5", total_amount=-1.0),  # r4
-        invoice("6", kind=None, total_amount=-1.0),  # r5: an unknown kind is not exempt
+        invoice("5", total_amount=-1.0, outstanding_amount=None),  # r4
+        invoice("6", kind=None, total_amount=-1.0, outstanding_amount=None),  # r5: an unknown kind is not exempt
         invoice("7", total_amount=None),  # r6
         invoice("8", currency="EURO"),  # r7
         invoice("9", status="posted"),  # r8
@@ -239,7 +239,8 @@ def test_conditional_checks_use_gx_row_conditions():
 
     suite = build_suite(get_spec("invoice"))
     conditioned = {e.meta["reason_code"]: e.row_condition for e in suite.expectations if e.row_condition}
-    assert set(conditioned) == {"negative_amount", "negative_outstanding", "missing_amount"}
+    assert set(conditioned) == {"negative_amount", "negative_outstanding", "missing_amount",
+                                "outstanding_exceeds_total", "cancelled_with_balance"}
     assert all(isinstance(c, Condition) for c in conditioned.values())
 
 
@@ -410,3 +411,29 @@ def test_an_expectation_gx_cannot_evaluate_raises_instead_of_passing_rows():
     df["due_date"] = ["2026-02-01", "soon"]  # text cannot be compared with a date
     with pytest.raises(RuntimeError, match="could not be evaluated"):
         validate(df, "invoice", known_customers=KNOWN)
+
+
+def test_invoice_totals_must_be_consistent_and_cancelled_documents_owe_nothing():
+    rows = [
+        invoice("1"),
+        invoice("2", status="cancelled", outstanding_amount=0.0),
+        invoice("3", status="cancelled", outstanding_amount=80.0),  # r2
+        invoice("4", outstanding_amount=120.0),  # r3: more owed than invoiced
+        invoice("5", kind="credit_note", total_amount=-50.0, paid_amount=0.0, outstanding_amount=-50.0),
+        invoice("6", kind="credit_note", total_amount=-50.0, paid_amount=0.0, outstanding_amount=-70.0),  # r5
+        invoice("7", kind="vendor_bill"),  # r6
+    ]
+    df = _frame("invoice", rows)
+    check(validate(df, "invoice", known_customers=KNOWN), df, {
+        "r2": "cancelled_with_balance", "r3": "outstanding_exceeds_total", "r5": "outstanding_exceeds_total",
+        "r6": "invalid_kind"})
+
+
+def test_values_the_source_sent_but_the_mapping_could_not_read_are_quarantined_not_nulled():
+    df = _frame("order", [order("1"), order("2", total_amount=None), order("3", ordered_at=None)])
+    df["parse_errors"] = [None, "[not_a_number] total_amount 'twelve' is not a finite number",
+                          "[invalid_date] ordered_at '2026-02-30' is not a valid timestamp"]
+    result = validate(df, "order", known_customers=KNOWN)
+    assert result.quarantined["reason_code"].to_dict() == {
+        "r1": "missing_amount;not_a_number", "r2": "invalid_date;missing_date"}
+    assert "'twelve' is not a finite number" in result.quarantined.at["r1", "reason"]

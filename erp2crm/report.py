@@ -1,0 +1,173 @@
+"""The run report: one self-contained HTML page per run for business users (what was synced, what was held
+back and why, what the CRM refused, segments and value), next to the run's Great Expectations Data Docs.
+
+Layout on disk: <reports_dir>/<run>/report.html and <reports_dir>/<run>/data_docs/<gate>/index.html.
+Only counts, identifiers, reasons and profile figures go in; never connection details.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from hub import HubStore
+
+GATES = ("staging", "unified_customer", "profile")  # each gate's Data Docs live in their own folder
+_EXAMPLES = 50  # held rows listed by name in the report (all of them are in `erp2crm quarantine list`)
+
+
+def run_folder(reports_dir: Path, run_id: str) -> Path:
+    return Path(reports_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+def data_docs_folder(reports_dir: Path, run_id: str, gate: str) -> Path:
+    return run_folder(reports_dir, run_id) / "data_docs" / gate
+
+
+def write_report(hub: HubStore, summary: dict, reports_dir: Path) -> Path:
+    folder = run_folder(reports_dir, summary["run_id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "report.html"
+    path.write_text(render(hub, summary, folder), encoding="utf-8")
+    return path
+
+
+# --- rendering ---------------------------------------------------------------------------------------------
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
+    if not rows:
+        return "<p class=muted>None.</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td class={'num' if i >= numeric_from else 'txt'}>{_e(v)}</td>"
+                                    for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _bars(items: dict[str, float], unit: str = "") -> str:
+    """A horizontal bar chart in plain HTML and CSS (the page needs no script and no network)."""
+    if not items:
+        return "<p class=muted>No data.</p>"
+    top = max(abs(v) for v in items.values()) or 1
+    rows = []
+    for label, value in items.items():
+        width = max(1.0, 100 * abs(value) / top)
+        sign = "neg" if value < 0 else "pos"
+        rows.append(f"<div class=bar><span class=label>{_e(label)}</span><span class=track>"
+                    f"<span class='fill {sign}' style='width:{width:.1f}%'></span></span>"
+                    f"<span class=value>{_e(_fmt(value))}{_e(unit)}</span></div>")
+    return "<div class=chart>" + "".join(rows) + "</div>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _held_this_run(hub: HubStore, run_id: str) -> pd.DataFrame:
+    held = hub.held_quarantine()
+    return held[held["run_id"] == run_id]
+
+
+def _rejections(hub: HubStore, run_id: str) -> pd.DataFrame:
+    receipts = hub.read_table("push_receipts")
+    return receipts[(receipts["run_id"] == run_id) & (receipts["result"] == "rejected")]
+
+
+def _value_by_segment(hub: HubStore) -> tuple[dict, dict]:
+    profiles = hub.read_table("profiles")
+    if profiles.empty:
+        return {}, {}
+    counts = profiles["segment"].value_counts().to_dict()
+    value = profiles.groupby("segment")["net_value"].sum().round(2).to_dict()
+    return counts, value
+
+
+def render(hub: HubStore, summary: dict, folder: Path) -> str:
+    run_id = summary["run_id"]
+    currency = summary.get("reporting_currency") or ""
+    held = _held_this_run(hub, run_id)
+    rejected = _rejections(hub, run_id)
+    segment_counts, segment_value = _value_by_segment(hub)
+
+    read_rows = [[source, *(counts.get(e, 0) for e in summary.get("rows_in", {}))]
+                 for source, counts in summary.get("rows_read", {}).items()]
+    gate_rows = [[entity, n, summary["rows_passed"][entity], summary["rows_quarantined"][entity],
+                  summary.get("rows_released", {}).get(entity, 0)] for entity, n in summary.get("rows_in", {}).items()]
+    target_rows = [[name, t.get("sent", 0), t.get("created", 0), t.get("updated", 0), t.get("unchanged", 0),
+                    t.get("rejected", 0)] for name, t in summary.get("targets", {}).items()]
+    reasons = (held.assign(code=held["reason_code"].str.split(";")).explode("code")
+               .groupby(["stage", "entity", "code"]).size().sort_values(ascending=False))
+    reason_rows = [[stage, entity, code, int(n)] for (stage, entity, code), n in reasons.items()]
+    example_rows = [[r.entity, r.source_system or "", r.record_id or "", r.reason]
+                    for r in held.head(_EXAMPLES).itertuples()]
+    rejected_rows = [[r.target, r.customer_id, r.error] for r in rejected.head(_EXAMPLES).itertuples()]
+    docs = []
+    for gate in GATES:
+        index = folder / "data_docs" / gate / "index.html"
+        if index.exists():
+            docs.append(f"<li><a href='data_docs/{gate}/index.html'>{_e(gate.replace('_', ' '))} checks</a></li>")
+
+    status = summary.get("status", "unknown")
+    sections = [
+        f"<h1>erp2crm run report <span class='status {_e(status)}'>{_e(status)}</span></h1>",
+        f"<p class=muted>Run {_e(run_id)} · window {_e(summary.get('window_start'))} → {_e(summary.get('window_end'))}"
+        f"{' · full refresh' if summary.get('full_refresh') else ''} · {_e(summary.get('duration_s'))} s of stage time</p>",
+        "<div class=cards>" + "".join(f"<div class=card><b>{_e(_fmt(v))}</b><span>{_e(k)}</span></div>" for k, v in {
+            "unified customers": summary.get("unified_customers", 0), "profiles": summary.get("profiles", 0),
+            "CRM writes": summary.get("crm_writes", 0), "rows held back": int(len(held)),
+            "CRM rejections": summary.get("crm_rejected", 0),
+            f"net value ({currency})": summary.get("total_net_value") or 0.0}.items()) + "</div>",
+        "<h2>What was read</h2>", _table(["source", *summary.get("rows_in", {})], read_rows),
+        "<h2>Quality checks</h2><p>Every row read is either passed on or held back with a reason: "
+        "rows in = passed + held. Released rows were held before and pass now.</p>",
+        _table(["entity", "rows in", "passed", "held back", "released"], gate_rows),
+        "<h2>Held back and why</h2>", _table(["stage", "entity", "reason", "rows"], reason_rows, numeric_from=3),
+        f"<details><summary>First {_EXAMPLES} held rows</summary>"
+        + _table(["entity", "source", "record", "reason"], example_rows, numeric_from=9) + "</details>",
+        "<p class=muted>Fix the row in its ERP (or the mapping); the next run re-checks held rows and releases "
+        "those that pass. <code>erp2crm quarantine list</code> shows everything held.</p>",
+        "<h2>Sent to the CRM</h2>",
+        _table(["target", "sent", "created", "updated", "unchanged", "rejected"], target_rows),
+        "<h3>Refused by the CRM</h3>", _table(["target", "customer", "error"], rejected_rows, numeric_from=9),
+        "<h2>Customers by segment</h2>", _bars({k: int(v) for k, v in segment_counts.items()}, " customers"),
+        f"<h2>Net value by segment ({_e(currency)})</h2>", _bars({k: float(v) for k, v in segment_value.items()}),
+        "<h2>Data Docs</h2>" + (f"<ul>{''.join(docs)}</ul>" if docs else "<p class=muted>Not built for this run.</p>"),
+    ]
+    return _PAGE.format(title=_e(f"erp2crm run {run_id}"), body="\n".join(sections),
+                        data=_e(json.dumps({k: summary.get(k) for k in ("run_id", "status")})))
+
+
+_PAGE = """<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>{title}</title>
+<meta name=viewport content="width=device-width, initial-scale=1">
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 980px; color: #1d2733; padding: 0 1rem; }}
+h1 {{ font-size: 1.6rem; }} h2 {{ margin-top: 2rem; border-bottom: 1px solid #dde3ea; padding-bottom: .2rem; }}
+.muted {{ color: #66707c; }}
+.status {{ font-size: .9rem; padding: .15rem .6rem; border-radius: 1rem; vertical-align: middle; }}
+.status.success {{ background: #d9f2e1; color: #136b34; }} .status.failed {{ background: #fbe0e0; color: #8f1d1d; }}
+.cards {{ display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }}
+.card {{ background: #f3f6f9; border-radius: .5rem; padding: .7rem 1rem; min-width: 9rem; }}
+.card b {{ display: block; font-size: 1.35rem; }} .card span {{ color: #66707c; font-size: .85rem; }}
+table {{ border-collapse: collapse; width: 100%; margin: .5rem 0; }}
+th, td {{ border-bottom: 1px solid #e5e9ee; padding: .3rem .5rem; text-align: left; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.chart {{ margin: .5rem 0; }} .bar {{ display: flex; align-items: center; gap: .6rem; margin: .25rem 0; }}
+.bar .label {{ width: 10rem; }} .bar .track {{ flex: 1; background: #eef1f4; height: 1rem; border-radius: .2rem; }}
+.bar .fill {{ display: block; height: 100%; border-radius: .2rem; }}
+.fill.pos {{ background: #3b7dd8; }} .fill.neg {{ background: #d8563b; }}
+.bar .value {{ width: 11rem; text-align: right; font-variant-numeric: tabular-nums; }}
+</style></head>
+<body data-run='{data}'>
+{body}
+</body></html>
+"""
