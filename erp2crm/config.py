@@ -56,6 +56,8 @@ class TargetConfig(_Endpoint):
 class QualityConfig(_Strict):
     # A source whose share of quarantined rows in a run passes this stops the run before anything is pushed.
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    # The same for the unified-customer and profile gates: the share of customers held by either.
+    max_held_customer_share: float = Field(0.05, ge=0, le=1)
 
 
 class SyncConfig(_Strict):

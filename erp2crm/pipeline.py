@@ -251,11 +251,24 @@ def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, 
     held = result.quarantined["customer_id"].tolist() if len(result.quarantined) else []
     with hub.engine.begin() as conn:
         conn.execute(table.update().values({flag: not held_value}))
-        if held:
-            conn.execute(table.update().where(table.c.customer_id.in_(held)).values({flag: held_value}))
+        for start in range(0, len(held), 500):
+            conn.execute(table.update().where(table.c.customer_id.in_(held[start:start + 500])).values({flag: held_value}))
     settled = hub.settle_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",), checked=frame, whole=True)
-    return {**_gate_counts(result), "released": settled["released"],
+    reasons = (result.quarantined["reason_code"].str.split(";").explode().value_counts().to_dict()
+               if len(result.quarantined) else {})
+    return {**_gate_counts(result), "released": settled["released"], "reasons": reasons,
             "data_docs": _data_docs(load_config(), run_id, suite, [result])}
+
+
+def _check_held_share(what: str, counts: dict, limit: float) -> None:
+    """Stop the run before the push when too many customers fail a customer-level gate."""
+    if counts["rows_in"] and counts["rows_quarantined"] / counts["rows_in"] > limit:
+        top = sorted(counts["reasons"].items(), key=lambda kv: -kv[1])[:3]
+        raise DataError(
+            f"{counts['rows_quarantined']} of {counts['rows_in']} {what} "
+            f"({counts['rows_quarantined'] / counts['rows_in']:.1%}) failed their checks, above the {limit:.0%} limit; "
+            "nothing was pushed. Main reasons: " + ", ".join(f"{code} ({n})" for code, n in top)
+            + ". See `erp2crm quarantine list` and the run report.")
 
 
 def validate_customers(run_id: str) -> dict:
@@ -266,6 +279,7 @@ def validate_customers(run_id: str) -> dict:
     with _stage(hub, run_id, "validate:unified_customer") as counts:
         counts.update(_customer_gate(hub, run_id, hub.read_table("customers"), "unified_customer",
                                      customers, "held", True))
+    _check_held_share("unified customers", counts, load_config().quality.max_held_customer_share)
     return counts
 
 
@@ -318,6 +332,7 @@ def validate_profiles(run_id: str) -> dict:
         frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])
         counts.update(_customer_gate(hub, run_id, frame, "profile", profiles, "push_ready", False))
+    _check_held_share("profiles", counts, load_config().quality.max_held_customer_share)
     return counts
 
 

@@ -10,6 +10,7 @@ Great Expectations does the checking (suites in `quality.suites`); this module o
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 import warnings
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from erp2crm.canonical import PARSE_ERRORS
-from quality.suites import CUSTOMER_KNOWN, QUARANTINE, WARN, SuiteSpec, build_suite, get_spec
+from quality.suites import CUSTOMER_KNOWN, QUARANTINE, TEXT_HELPER, WARN, SuiteSpec, build_suite, get_spec
 
 # GX logs at INFO level while importing (`_docs_decorators`: "Skipping registering function ...") and
 # when creating an ephemeral context; under Airflow's logging setup these reach the task log. Quieten
@@ -139,8 +140,12 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
         work[PARSE_ERRORS] = pd.Series(None, index=work.index, dtype=object)
     if CUSTOMER_KNOWN in spec.helpers:
         work[CUSTOMER_KNOWN] = _customer_known(work, known_customers)
+    if TEXT_HELPER in spec.helpers:
+        work[TEXT_HELPER] = _joined_text(work, spec.text_fields)
 
-    result = gx_state().validate(work, spec)
+    # Only the columns the suite reads: GX copies the frame for every row-conditioned metric.
+    needed = spec.columns | set(spec.helpers) | ({PARSE_ERRORS} & set(work.columns))
+    result = gx_state().validate(work[[c for c in work.columns if c in needed]], spec)
 
     n = len(work)
     failed: list[tuple[str, str, str, dict, np.ndarray]] = []  # (code, type, template, kwargs, positions)
@@ -234,6 +239,40 @@ def _customer_known(work: pd.DataFrame, known: pd.DataFrame | None) -> np.ndarra
     return (found & ~cust_blank[:n]) | sys_blank[:n]
 
 
+def _joined_text(work: pd.DataFrame, fields) -> pd.Series:
+    """Each row's `fields` as "field=value" lines (absent values left out; a line break inside a value becomes
+    a space, so that every line is exactly one field). One pass over the rows: faster than joining column by
+    column, which copies every growing string once per field."""
+    columns = []
+    for name in fields:
+        values = work[name].to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            values = np.asarray([v if v is None or v.__class__ is str or pd.isna(v) else str(v) for v in values],
+                                dtype=object)
+        columns.append(values)
+    prefixes = [name + "=" for name in fields]
+    joined = ["".join([p + (v if "\n" not in v else v.replace("\n", " ")) + "\n"
+                       for p, v in zip(prefixes, row) if v.__class__ is str])
+              for row in zip(*columns)]
+    return pd.Series(joined, index=work.index, dtype=object)
+
+
+def _offending(texts: pd.Series, regex: str) -> np.ndarray:
+    """For the (few) failing rows: "field 'value'" of the first line of the helper text the regex matches."""
+    pattern = re.compile(regex)
+    out = []
+    for text in texts:
+        found = "text"
+        for line in str(text).splitlines():
+            if pattern.search(line):
+                name, _, value = line.partition("=")
+                shown = value if len(value) <= _VALUE_WIDTH else value[:_VALUE_WIDTH - 1] + "…"
+                found = f"{name} {shown!r}"
+                break
+        out.append(found)
+    return np.asarray(out, dtype=object)
+
+
 def _factorize_text(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Joint integer codes of two text columns and a "null or blank" mask (blankness is decided on
     the distinct values only)."""
@@ -311,6 +350,8 @@ def _render(template: str, rows: pd.DataFrame, kwargs: dict) -> np.ndarray:
         elif fname in ("value", "value_A", "value_B"):
             col = kwargs[{"value": "column", "value_A": "column_A", "value_B": "column_B"}[fname]]
             piece = _fmt(rows[col], quote=conversion == "r")
+        elif fname == "offending":
+            piece = _offending(rows[kwargs["column"]], kwargs["regex"])
         elif fname == "length":
             piece = rows[kwargs["column"]].astype(str).str.len().astype(str).to_numpy(dtype=object)
         elif fname in rows.columns:

@@ -151,7 +151,7 @@ def test_customer_record_suite():
     assert q.loc["r14", "expectation"] == ("expect_column_values_to_match_regex;"
                                            "expect_column_values_to_not_be_null")
     assert q.loc["r14", "reason"] == "email 'a@@b.com' is malformed; name is missing"
-    assert q.loc["r13", "reason"] == "street is longer than 255 characters (256)"
+    assert q.loc["r13", "reason"] == "street '" + "x" * 79 + "…' is longer than 255 characters"
     assert q.loc["r7", "reason"] == "key (odoo, dup) occurs more than once"
     assert result.warnings == [{"reason_code": "missing_updated_at",
                                 "expectation": "expect_column_values_to_not_be_null", "rows": 1}]

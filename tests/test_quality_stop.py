@@ -48,3 +48,15 @@ def test_stop_message_names_source_share_and_main_reasons():
     message = str(err.value)
     assert "source 'tryton': 10 of 50 rows (20.0%)" in message and "above the 5% limit" in message
     assert "unknown_currency (7), missing_name (2), x (1)" in message and "nothing was pushed" in message
+
+
+def test_customer_gates_stop_the_run_above_their_own_threshold():
+    from erp2crm.errors import DataError
+    from erp2crm.pipeline import _check_held_share
+
+    counts = {"rows_in": 200, "rows_quarantined": 12, "reasons": {"missing_name": 9, "malformed_email": 3}}
+    _check_held_share("unified customers", counts, 0.10)  # 6% is within a 10% limit
+    with pytest.raises(DataError) as err:
+        _check_held_share("profiles", counts, 0.05)
+    assert "12 of 200 profiles (6.0%)" in str(err.value) and "missing_name (9), malformed_email (3)" in str(err.value)
+    _check_held_share("profiles", {"rows_in": 0, "rows_quarantined": 0, "reasons": {}}, 0.0)  # nothing to judge
