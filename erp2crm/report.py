@@ -10,6 +10,7 @@ import html
 import json
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -43,7 +44,7 @@ def _e(value) -> str:
 def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
     if not rows:
         return "<p class=muted>None.</p>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    head = "".join(f"<th class={'num' if i >= numeric_from else 'txt'}>{_e(h)}</th>" for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f"<td class={'num' if i >= numeric_from else 'txt'}>{_e(v)}</td>"
                                     for i, v in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -112,9 +113,15 @@ def render(hub: HubStore, summary: dict, folder: Path) -> str:
     rejected_rows = [[r.target, r.customer_id, r.error] for r in rejected.head(_EXAMPLES).itertuples()]
     docs = []
     for gate in GATES:
-        index = folder / "data_docs" / gate / "index.html"
-        if index.exists():
-            docs.append(f"<li><a href='data_docs/{gate}/index.html'>{_e(gate.replace('_', ' '))} checks</a></li>")
+        site = folder / "data_docs" / gate
+        if not (site / "index.html").exists():
+            continue
+        # Linked one by one: the site index lists its pages with scripts GX loads from a CDN.
+        pages = sorted(site.glob("validations/*/**/*.html"))
+        links = ", ".join(f"<a href='{_e(quote(p.relative_to(folder).as_posix()))}'>{_e(p.relative_to(site).parts[1])}</a>"
+                          for p in pages)
+        docs.append(f"<li>{_e(gate.replace('_', ' '))} checks: {links} "
+                    f"(<a href='data_docs/{gate}/index.html'>index</a>)</li>")
 
     status = summary.get("status", "unknown")
     sections = [
@@ -160,7 +167,7 @@ h1 {{ font-size: 1.6rem; }} h2 {{ margin-top: 2rem; border-bottom: 1px solid #dd
 .card b {{ display: block; font-size: 1.35rem; }} .card span {{ color: #66707c; font-size: .85rem; }}
 table {{ border-collapse: collapse; width: 100%; margin: .5rem 0; }}
 th, td {{ border-bottom: 1px solid #e5e9ee; padding: .3rem .5rem; text-align: left; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .chart {{ margin: .5rem 0; }} .bar {{ display: flex; align-items: center; gap: .6rem; margin: .25rem 0; }}
 .bar .label {{ width: 10rem; }} .bar .track {{ flex: 1; background: #eef1f4; height: 1rem; border-radius: .2rem; }}
 .bar .fill {{ display: block; height: 100%; border-radius: .2rem; }}

@@ -4,8 +4,10 @@ the right reason, a second identical run writes nothing, and a change in one ERP
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -171,4 +173,8 @@ def test_run_report_and_data_docs_are_written_for_every_run(world, first_run):
     for gate in ("staging", "unified_customer", "profile"):
         assert (report.parent / "data_docs" / gate / "index.html").exists()
         assert f"data_docs/{gate}/index.html" in page
+    # Every link resolves to a file next to the report (the pages work offline, from any copy of the folder).
+    links = [unquote(h) for h in re.findall(r"href='([^']+)'", page)]
+    assert len([h for h in links if "/validations/" in h]) == 6  # 4 staging entities, customers, profiles
+    assert all((report.parent / h).is_file() for h in links)
     assert TOKEN not in page
