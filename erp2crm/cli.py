@@ -107,6 +107,50 @@ def quarantine_replay(sources: tuple[str, ...], demo_dir: Path | None) -> None:
                f"(run {summary['run_id']}; report {summary['report']})")
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; write nothing.")
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable; default: every target).")
+@click.option("--hub", "hub_url", default=None, help="Hub store SQLAlchemy URL (default: the demo's).")
+@click.option("--limit", default=20, show_default=True, help="Records listed per target (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="The full plan as JSON.")
+def push(dry_run: bool, targets: tuple[str, ...], hub_url: str | None, limit: int, as_json: bool) -> None:
+    """What the next push would create, update (field by field) and leave unchanged, per CRM target.
+
+    Pushing itself is the sync DAG's push task; this command never calls a CRM."""
+    from erp2crm.config import load_config
+    from erp2crm.errors import ConfigError
+    from erp2crm.push import dry_run as plan_push
+
+    if not dry_run:
+        click.echo("erp2crm push only previews (--dry-run); the sync DAG's push task writes to the CRM.", err=True)
+        sys.exit(2)
+    try:
+        config = load_config()
+        chosen = [config.target(t) for t in targets] if targets else config.targets
+        plans = [plan_push(_hub(hub_url), t) for t in chosen]
+    except ConfigError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(plans, indent=2, default=str, ensure_ascii=False))
+        return
+    for plan in plans:
+        click.echo(f"{plan['target']}: {plan['create']} to create, {plan['update']} to update, "
+                   f"{plan['unchanged']} unchanged (dry run: nothing was sent)")
+        for change in plan["changes"][:limit or None]:
+            fields = change["fields"]
+            if fields is None:
+                detail = "fields changed since the last confirmed write (not recorded before this version)"
+            elif change["action"] == "create":
+                detail = ", ".join(f"{k}={v[1]!r}" for k, v in fields.items())
+            else:
+                detail = "; ".join(f"{k}: {v[0]!r} -> {v[1]!r}" for k, v in fields.items())
+            click.echo(f"  {change['action']:<7} {change['customer_id']}  {detail}")
+        hidden = len(plan["changes"]) - limit
+        if limit and hidden > 0:
+            click.echo(f"  ... and {hidden} more (--limit 0 lists all)")
+
+
 @main.group()
 def mapping() -> None:
     """Mapping files."""

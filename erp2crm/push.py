@@ -14,14 +14,18 @@ from hub import HubStore
 from hub.store import utcnow
 
 
+def _confirmed(hub: HubStore, target: TargetConfig):
+    state = hub.read_table("push_state")
+    return state[state["target"] == target.name]
+
+
 def plan(hub: HubStore, target: TargetConfig):
     """(mapping, [(customer_id, payload, hash)] to send, [customer_id] unchanged)."""
     mapping = load_outbound(target.mapping_path)
     stored = hub.read_table("profiles")
     stored = stored[stored["push_ready"].fillna(False).astype(bool)]
-    state = hub.read_table("push_state")
-    confirmed = dict(zip(state.loc[state["target"] == target.name, "customer_id"],
-                         state.loc[state["target"] == target.name, "payload_hash"]))
+    state = _confirmed(hub, target)
+    confirmed = dict(zip(state["customer_id"], state["payload_hash"]))
     to_send, unchanged = [], []
     for customer_id, profile in sorted(zip(stored["customer_id"], stored["profile"])):
         payload = build_payload(mapping, customer_id, json.loads(profile))
@@ -43,7 +47,7 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
         sink = open_sink(target, mapping.sobject, mapping.external_id_field)
         results = sink.upsert([payload for _, payload, _ in to_send])
         confirmed_rows = []
-        for (customer_id, _, digest), result in zip(to_send, results):
+        for (customer_id, payload, digest), result in zip(to_send, results):
             outcome = "created" if result.ok and result.created else "updated" if result.ok else "rejected"
             created += outcome == "created"
             updated += outcome == "updated"
@@ -52,7 +56,8 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
                              "crm_id": result.crm_id, "error": result.error, "payload_hash": digest, "pushed_at": now})
             if result.ok:
                 confirmed_rows.append({"target": target.name, "customer_id": customer_id, "payload_hash": digest,
-                                       "crm_id": result.crm_id, "confirmed_at": now})
+                                       "crm_id": result.crm_id, "confirmed_at": now,
+                                       "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False)})
         hub.upsert_rows("push_state", confirmed_rows, ("target", "customer_id"))
         api_calls = sink.client.requests_sent
     else:
@@ -60,3 +65,27 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
     hub.insert_rows("push_receipts", receipts)
     return {"profiles_ready": len(to_send) + len(unchanged), "sent": len(to_send), "created": created,
             "updated": updated, "unchanged": len(unchanged), "rejected": rejected, "api_calls": api_calls}
+
+
+def dry_run(hub: HubStore, target: TargetConfig) -> dict:
+    """What the next push to `target` would do, field by field, without calling the CRM: a customer with no
+    confirmed write is created, one whose payload differs from its last confirmed write is updated (with the
+    fields that differ), the rest are unchanged."""
+    _, to_send, unchanged = plan(hub, target)
+    previous = {c: (json.loads(p) if isinstance(p, str) else None)
+                for c, p in zip(*(_confirmed(hub, target)[k] for k in ("customer_id", "payload")))}
+    changes = []
+    for customer_id, payload, _ in to_send:
+        if customer_id not in previous:
+            changes.append({"customer_id": customer_id, "action": "create",
+                            "fields": {k: [None, v] for k, v in payload.items() if v is not None}})
+            continue
+        before = previous[customer_id]
+        if before is None:  # confirmed before payloads were kept: which fields changed is unknown
+            changes.append({"customer_id": customer_id, "action": "update", "fields": None})
+            continue
+        diff = {k: [before.get(k), payload.get(k)] for k in sorted(set(before) | set(payload))
+                if before.get(k) != payload.get(k)}
+        changes.append({"customer_id": customer_id, "action": "update", "fields": diff})
+    return {"target": target.name, "create": sum(c["action"] == "create" for c in changes),
+            "update": sum(c["action"] == "update" for c in changes), "unchanged": len(unchanged), "changes": changes}

@@ -38,8 +38,13 @@ def _v2_parse_errors_and_resolution(conn: Connection) -> None:
     _add_columns(conn, schema.quarantine, ["resolution"])
 
 
+def _v3_confirmed_payload(conn: Connection) -> None:
+    _add_columns(conn, schema.push_state, ["payload"])
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
-              (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution)]
+              (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
+              (3, "last confirmed payload per target and customer", _v3_confirmed_payload)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -90,6 +90,7 @@ push_state = Table(
     "push_state", metadata,
     Column("target", String(64), nullable=False), Column("customer_id", KEY_TYPE, nullable=False),
     Column("payload_hash", String(64)), Column("crm_id", String(64)), Column("confirmed_at", DateTime),
+    Column("payload", Text),  # JSON of the last confirmed payload: what `push --dry-run` compares field by field
     PrimaryKeyConstraint("target", "customer_id"))
 
 push_receipts = Table(

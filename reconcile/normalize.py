@@ -1,7 +1,7 @@
 """Normalise identity fields so that the same customer written differently in two ERPs compares equal.
 
 Names: Unicode NFKC (full-width forms), traditional → simplified Chinese (OpenCC), case folding, punctuation
-and whitespace collapsed, company legal-form suffixes removed. Emails: trimmed and lower-cased. Phones:
+and whitespace collapsed, company legal-form suffixes removed; a pinyin form for comparing across scripts. Emails: trimmed and lower-cased. Phones:
 E.164 via libphonenumber with a default region. Tax ids: upper case without separators.
 """
 from __future__ import annotations
@@ -50,6 +50,20 @@ def norm_name(value: str | None) -> str | None:
     return text or None
 
 
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@lru_cache(maxsize=200_000)
+def latin_name(value: str | None) -> str | None:
+    """A normalised name (see norm_name) in Latin letters: Chinese characters become toneless pinyin, one
+    syllable per character ("张伟" → "zhang wei"), so that it can meet the romanised spelling of another ERP."""
+    from pypinyin import lazy_pinyin
+
+    if value is None or not _CJK.search(value):
+        return value
+    return " ".join(" ".join(lazy_pinyin(value)).split()) or None
+
+
 def norm_email(value: str | None) -> str | None:
     if not isinstance(value, str):
         return None
@@ -84,6 +98,7 @@ def normalise_records(records: pd.DataFrame, default_region: str = "CN") -> pd.D
     out = records.copy()
     region = out["country"].where(out["country"].notna(), default_region).astype(str).str.upper()
     out["n_name"] = out["name"].map(norm_name)
+    out["n_name_latin"] = out["n_name"].map(latin_name)
     out["n_email"] = out["email"].map(norm_email)
     # The customer's country reads national formats ("030 1234567" in Germany); the ERP's own region reads
     # numbers dialled from the company's office ("001 206 …" is +1 206 … when dialled from China).

@@ -58,8 +58,21 @@ def _key_links(frame: pd.DataFrame, column: str, rule: str) -> list[Link]:
     return links
 
 
+def name_similarity(name_a: str, name_b: str, latin_a: str | None, latin_b: str | None) -> tuple[float, str]:
+    """(0–100 score, how it was compared). As written first; then, when either name is Chinese, in pinyin:
+    syllables joined ("ouyang nana" meets "ou yang na na") or in any order ("Wei Zhang" meets 张伟)."""
+    score, how = fuzz.ratio(name_a, name_b), "as written"
+    if latin_a and latin_b and (latin_a != name_a or latin_b != name_b):
+        pinyin = max(fuzz.ratio(latin_a.replace(" ", ""), latin_b.replace(" ", "")),
+                     fuzz.token_sort_ratio(latin_a, latin_b))
+        if pinyin > score:
+            score, how = pinyin, "pinyin"
+    return score, how
+
+
 def _phone_links(frame: pd.DataFrame, threshold: float) -> list[Link]:
     keyed = frame[frame["n_phone"].notna()]
+    latin = frame["n_name_latin"] if "n_name_latin" in frame else frame["n_name"]
     links = []
     for phone, positions in keyed.groupby("n_phone", sort=True).indices.items():
         rows = sorted(keyed.index[positions])
@@ -67,10 +80,12 @@ def _phone_links(frame: pd.DataFrame, threshold: float) -> list[Link]:
             for b in rows[i + 1:]:
                 name_a, name_b = frame.at[a, "n_name"], frame.at[b, "n_name"]
                 if name_a and name_b:
-                    score = fuzz.ratio(name_a, name_b)
+                    score, how = name_similarity(name_a, name_b, latin.at[a], latin.at[b])
                     if score >= threshold:
-                        links.append(Link("same_phone_similar_name", a, b,
-                                          {"field": "phone", "value": phone, "name_similarity": round(score, 1)}))
+                        evidence = {"field": "phone", "value": phone, "name_similarity": round(score, 1)}
+                        if how != "as written":
+                            evidence["names_compared"] = how
+                        links.append(Link("same_phone_similar_name", a, b, evidence))
     return links
 
 

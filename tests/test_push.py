@@ -134,3 +134,41 @@ def test_http_client_retries_only_transient_errors_and_honours_retry_after():
         assert seen == [503, 429, 200, 400]
     finally:
         server.shutdown()
+
+
+def test_dry_run_shows_creates_and_field_changes_without_calling_the_crm(hub, crm):
+    from erp2crm.push import dry_run
+
+    put_profiles(hub, {"C1": {"name": "Acme", "clv": 10.0}, "C2": {"name": "Beta", "clv": 5.0}})
+    push(hub, "r1", TARGET)
+    requests_before = crm.stats["requests"]
+    put_profiles(hub, {"C1": {"name": "Acme", "clv": 10.0}, "C2": {"name": "Beta AG", "clv": 7.5},
+                       "C3": {"name": "Gamma", "clv": None}})
+
+    plan = dry_run(hub, TARGET)
+    assert (plan["create"], plan["update"], plan["unchanged"]) == (1, 1, 1)
+    changes = {c["customer_id"]: c for c in plan["changes"]}
+    assert changes["C2"]["action"] == "update"
+    assert changes["C2"]["fields"] == {"ERP2CRM_CLV__c": [5.0, 7.5], "Name": ["Beta", "Beta AG"]}
+    assert changes["C3"]["action"] == "create" and changes["C3"]["fields"]["Name"] == [None, "Gamma"]
+    assert "ERP2CRM_CLV__c" not in changes["C3"]["fields"]  # empty values are not listed as changes
+    assert crm.stats["requests"] == requests_before  # nothing reached the CRM
+    assert hub.read_table("push_receipts")["run_id"].eq("r1").all()  # and nothing was recorded as pushed
+
+    after = push(hub, "r2", TARGET)  # the real push does exactly what the dry run said
+    assert (after["created"], after["updated"], after["unchanged"]) == (1, 1, 1)
+
+
+def test_push_command_previews_only(hub, crm, tmp_path):
+    from click.testing import CliRunner
+
+    from erp2crm.cli import main
+
+    put_profiles(hub, {"C1": {"name": "Acme"}})
+    url = str(hub.engine.url)
+    result = CliRunner().invoke(main, ["push", "--dry-run", "--hub", url])
+    assert result.exit_code == 0, result.output
+    assert "salesforce: 1 to create, 0 to update, 0 unchanged" in result.output and "Name='Acme'" in result.output
+    assert crm.stats["requests"] == 0
+    refused = CliRunner().invoke(main, ["push", "--hub", url])
+    assert refused.exit_code == 2 and "--dry-run" in refused.output

@@ -78,6 +78,21 @@ def test_each_rule_links_and_explains():
     assert why["matched_with"] == "odoo:3" and why["name_similarity"] == 100.0
 
 
+def test_pinyin_lets_a_chinese_name_meet_its_romanised_spelling():
+    result = resolve(records(
+        dict(source_system="odoo", source_id="1", name="张伟", phone="+86 139 1234 5678"),
+        dict(source_system="erpnext", source_id="A", name="Wei Zhang", phone="13912345678"),  # given name first
+        dict(source_system="odoo", source_id="2", name="欧阳娜娜", phone="+86 139 8765 4321"),
+        dict(source_system="tryton", source_id="7", name="Ouyang Nana", phone="139 8765 4321"),
+        dict(source_system="odoo", source_id="3", name="李娜", phone="+86 138 0000 1111"),
+        dict(source_system="tryton", source_id="8", name="Wang Fang", phone="138 0000 1111"),  # same phone, another person
+    ))
+    assert clusters(result) == {frozenset({"odoo:1", "erpnext:A"}), frozenset({"odoo:2", "tryton:7"}),
+                                frozenset({"odoo:3"}), frozenset({"tryton:8"})}
+    why = json.loads(result.crosswalk.set_index("source_id").at["A", "explanation"])
+    assert why["names_compared"] == "pinyin" and why["name_similarity"] == 100.0
+
+
 def test_shared_phone_with_different_names_does_not_merge():
     result = resolve(records(
         dict(source_system="odoo", source_id="1", name="Alpha Trading Ltd", phone="+86 21 6123 4567"),
