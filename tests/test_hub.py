@@ -111,3 +111,26 @@ def test_upsert_rows_replaces_by_key_in_batches(hub):
     hub.upsert_rows("push_state", [{**r, "payload_hash": "b"} for r in rows], ("target", "customer_id"))
     state = hub.read_table("push_state")
     assert len(state) == 20_000 and set(state["payload_hash"]) == {"b"}
+
+
+def test_a_hub_created_by_the_first_release_is_migrated_in_place(hub):
+    """A database made by schema v1 lacks the columns later versions added; migrating adds them, keeps the
+    rows, and the store works on it."""
+    from hub import schema
+
+    hub.migrate()
+    hub.write_staged("order", "r1", "odoo", [orders(dict(source_id="1", total_amount=3.0))])
+    added_later = [(t.name, "parse_errors") for t in schema.STAGING_TABLES.values()] + [
+        ("quarantine", "resolution"), ("push_state", "payload")]
+    with hub.engine.begin() as conn:  # back to what v1 created
+        for table, column in added_later:
+            conn.execute(text(f'ALTER TABLE "{table}" DROP COLUMN "{column}"'))
+        conn.execute(text("DELETE FROM schema_migrations WHERE version > 1"))
+
+    assert hub.migrate() == list(range(2, LATEST + 1))
+    assert hub.migrate() == []
+    staged = hub.read_staged("order", "r1")
+    assert list(staged["source_id"]) == ["1"] and staged["parse_errors"].isna().all()
+    hub.write_staged("order", "r2", "odoo", [orders(dict(source_id="2", total_amount=1.0)).assign(
+        parse_errors="[not_a_number] total_amount 'x' is not a finite number")])
+    assert hub.read_staged("order", "r2")["parse_errors"].str.contains("not_a_number").all()
