@@ -62,6 +62,13 @@ class SalesforceSink:
         self.sobject, self.external_id_field = sobject, external_id_field
         self.batch_size = min(batch_size, 200)
 
+    def check(self) -> dict:
+        """An authenticated call that writes nothing (the Limits resource): proves the instance URL and the token,
+        and reports the day's remaining API requests."""
+        limits = self.client.request("GET", f"services/data/{self.api_version}/limits").json()
+        daily = limits.get("DailyApiRequests", {}) if isinstance(limits, dict) else {}
+        return {"daily_api_requests_max": daily.get("Max"), "daily_api_requests_remaining": daily.get("Remaining")}
+
     def upsert(self, payloads: list[dict]) -> list[PushResult]:
         results = []
         for start in range(0, len(payloads), self.batch_size):

@@ -51,6 +51,7 @@ ROLLED_BACK = "Record rolled back because not all records were valid and the req
 NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
 UPSERT = re.compile(r"^/services/data/(v\d+\.0)/composite/sobjects/([^/]+)/([^/]+)/?$")
 BY_EXT_ID = re.compile(r"^/services/data/(v\d+\.0)/sobjects/([^/]+)/([^/]+)/([^/]+)/?$")
+LIMITS = re.compile(r"^/services/data/(v\d+\.0)/limits/?$")
 RECORDS_HELPER = re.compile(r"^/__emulator__/records/([^/]+)/?$")
 VERSIONS = [{"label": label, "url": f"/services/data/v{v}", "version": v}
             for label, v in (("Winter '24", "59.0"), ("Spring '24", "60.0"), ("Summer '24", "61.0"))]
@@ -213,6 +214,11 @@ class SalesforceEmulator:
     def _services(self, method: str, path: str, body: bytes) -> tuple[int, object]:
         if path.rstrip("/") == "/services/data":
             return (200, VERSIONS) if method == "GET" else _not_allowed(method, "GET")
+        if LIMITS.match(path):  # the REST API's Limits resource, DailyApiRequests only
+            if method != "GET":
+                return _not_allowed(method, "GET")
+            return 200, {"DailyApiRequests": {"Max": self.daily_limit,
+                                              "Remaining": self.daily_limit - self._requests_today}}
         if m := UPSERT.match(path):
             if method != "PATCH":
                 return _not_allowed(method, "PATCH")

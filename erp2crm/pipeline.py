@@ -394,3 +394,32 @@ def replay_quarantine(sources: list[str] | None = None) -> dict:
     summary["report"] = str(write_report(hub, summary, config.reports_path))
     hub.finish_run(run_id, summary["status"], summary)
     return summary
+
+
+# --- connection check ---------------------------------------------------------------------------------------
+def list_endpoints() -> dict:
+    config = load_config()
+    return {"sources": [s.name for s in config.sources], "targets": [t.name for t in config.targets]}
+
+
+def check_hub() -> dict:
+    """The hub store is reachable and at the latest schema (migrating it if needed)."""
+    hub = hub_store()
+    return {"database": hub.engine.url.get_backend_name(), "runs": hub.count("runs")}
+
+
+def check_source(source_name: str) -> dict:
+    """Connect with the source's connection, check every table and column its mapping names, count rows."""
+    from connectors.registry import open_source
+
+    return {"source": source_name, "rows": open_source(load_config().source(source_name)).check()}
+
+
+def check_target(target_name: str) -> dict:
+    """One authenticated call to the CRM that writes nothing."""
+    from connectors.outbound import load_outbound
+    from connectors.registry import open_sink
+
+    target = load_config().target(target_name)
+    mapping = load_outbound(target.mapping_path)
+    return {"target": target_name, **open_sink(target, mapping.sobject, mapping.external_id_field).check()}

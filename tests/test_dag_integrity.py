@@ -57,3 +57,10 @@ def test_extract_and_push_are_mapped_per_source_and_target(sync_dag):
 
     assert isinstance(sync_dag.get_task("extract"), MappedOperator)
     assert isinstance(sync_dag.get_task("push"), MappedOperator)
+
+
+def test_connection_check_dag_is_manual_and_never_retries():
+    dag = _bag().dags["erp_crm_connection_check"]
+    assert dag.schedule is None or str(dag.timetable.summary) in ("None", "Never, external triggers only")
+    assert {t.task_id for t in dag.tasks} >= {"check_hub", "check_source", "check_target"}
+    assert all(t.retries == 0 for t in dag.tasks)
