@@ -19,13 +19,15 @@ from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
 from erp2crm.config import format_validation_error, read_yaml
 from erp2crm.errors import ConfigError
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_ ]{0,62}$")  # ERPNext tables contain spaces ("tabSales Order")
+# ERPNext tables contain spaces ("tabSales Order"), Tryton's relation tables single hyphens
+# ("account_invoice-account_move_line"); never two in a row (an SQL comment).
+IDENTIFIER = re.compile(r"^(?!.*--)[A-Za-z_][A-Za-z0-9_ \-]{0,62}$")
 TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
 
 
 def _identifier(value: str) -> str:
     if not isinstance(value, str) or not IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain table or column name (letters, digits, _ and spaces)")
+        raise ValueError(f"{value!r} is not a plain table or column name (letters, digits, _, spaces, single -)")
     return value
 
 
@@ -127,9 +129,21 @@ class StreamMapping(_Strict):
     table: str
     primary_key: str
     updated_at: str | list[str]  # first non-null of these columns is the row's last change
+    # Only rows whose columns hold one of these values belong to the stream (e.g. an ERP table that keeps
+    # customer invoices, vendor bills and journal entries together). Filtered in SQL, with bound values.
+    where: dict[str, str | int | bool | list[str | int | bool]] = {}
     fields: dict[str, str | FieldSpec]
 
     _check = field_validator("table", "primary_key")(classmethod(lambda cls, v: _identifier(v)))
+
+    @field_validator("where")
+    @classmethod
+    def _where_columns(cls, v: dict) -> dict:
+        for column, wanted in v.items():
+            _identifier(column)
+            if isinstance(wanted, list) and not wanted:
+                raise ValueError(f"where.{column}: an empty list would select no rows")
+        return v
 
     @field_validator("updated_at")
     @classmethod

@@ -103,13 +103,16 @@ class SqlSource:
     def _query(self, conn, entity: str, stream: StreamMapping, window: Window | None):
         where = f"streams.{entity}"
         table = self._table(conn, stream.table, where)
-        names = [stream.primary_key, *stream.updated_columns]
+        names = [stream.primary_key, *stream.updated_columns, *stream.where]
         for field, spec in stream.fields.items():
             names += spec.columns + spec.other_columns
         columns = {}
         for name in dict.fromkeys(names):
-            columns[name] = self._column(table, name, f"{where}.fields" if name not in stream.updated_columns else f"{where}.updated_at")
+            part = "updated_at" if name in stream.updated_columns else "where" if name in stream.where else "fields"
+            columns[name] = self._column(table, name, f"{where}.{part}")
         query = select(*columns.values()).order_by(columns[stream.primary_key])
+        for column, wanted in stream.where.items():
+            query = query.where(columns[column].in_(wanted if isinstance(wanted, list) else [wanted]))
         if window is not None:
             updated = [columns[c] for c in stream.updated_columns]
             changed = updated[0] if len(updated) == 1 else func.coalesce(*updated)

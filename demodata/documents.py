@@ -269,3 +269,33 @@ def currency_table(base: list[tuple[int, str]], docs: "Documents") -> tuple[list
 def customer_ref(doc) -> int:
     """The customer id a document points to: its record's, or a missing one for an orphan defect."""
     return doc.orphan_party if getattr(doc, "orphan_party", None) else doc.record.id
+
+
+# ---------------------------------------------------------------- payments
+
+@dataclass(slots=True)
+class Payment:
+    invoice: Invoice
+    paid: date
+    amount: float
+
+
+def payments_of(invoice: Invoice, paid_amount: float) -> list[Payment]:
+    """The customer payments that settled `paid_amount` of an invoice: one, or two for a quarter of them, most
+    on time, some late (a few very late), never before the invoice date nor after its last change.
+
+    Drawn from a generator seeded by the invoice number, so adding payments leaves every other generated row
+    as it was. Credit notes, bad rows and invoices with nothing paid have none."""
+    if (invoice.kind != "invoice" or invoice.status not in ("paid", "partial") or invoice.defect
+            or not invoice.number or paid_amount <= 0.005):
+        return []
+    rng = random.Random(f"payment:{invoice.number}")
+    r = rng.random()
+    delay = -rng.randint(0, 10) if r < 0.65 else rng.randint(1, 30) if r < 0.9 else rng.randint(31, 90)
+    latest = invoice.written.date() if invoice.written else invoice.invoice_date + timedelta(days=120)
+    last = max(invoice.invoice_date, min(invoice.due_date + timedelta(days=delay), latest))
+    if rng.random() < 0.25 and paid_amount >= 1.0:
+        first = round(paid_amount / 2, 2)
+        earlier = max(invoice.invoice_date, last - timedelta(days=rng.randint(5, 20)))
+        return [Payment(invoice, earlier, first), Payment(invoice, last, round(paid_amount - first, 2))]
+    return [Payment(invoice, last, round(paid_amount, 2))]

@@ -1,12 +1,12 @@
 """erpnext.db: Frappe's tab<DocType> tables, keyed by `name`, with docstatus 0 draft / 1 submitted / 2 cancelled."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
-from .documents import RATES_TO_CNY, Documents, Invoice
+from .documents import RATES_TO_CNY, Documents, Invoice, payments_of
 from .records import Record, source_id
 
 SCHEMA = {
@@ -22,6 +22,12 @@ SCHEMA = {
                          "posting_date TEXT", "due_date TEXT", "is_return INTEGER", "currency TEXT",
                          "conversion_rate REAL", "grand_total REAL", "outstanding_amount REAL", "status TEXT",
                          "docstatus INTEGER", "creation TEXT", "modified TEXT"],
+    "tabPayment Entry": ["name TEXT PRIMARY KEY", "payment_type TEXT", "party_type TEXT",
+                         'party TEXT REFERENCES "tabCustomer"(name)', "posting_date TEXT", "paid_amount REAL",
+                         "paid_from_account_currency TEXT", "docstatus INTEGER", "creation TEXT", "modified TEXT"],
+    "tabPayment Entry Reference": ["name TEXT PRIMARY KEY", 'parent TEXT REFERENCES "tabPayment Entry"(name)',
+                                   "reference_doctype TEXT", "reference_name TEXT", "allocated_amount REAL",
+                                   "creation TEXT", "modified TEXT"],
     "tabIssue": ["name TEXT PRIMARY KEY", "subject TEXT", 'customer TEXT REFERENCES "tabCustomer"(name)',
                  "raised_by TEXT", "status TEXT", "priority TEXT", "issue_type TEXT", "opening_date TEXT",
                  "resolution_date TEXT", "creation TEXT", "modified TEXT"],
@@ -93,6 +99,19 @@ def write(path: Path, records: list[Record], docs: Documents, anchor: date) -> N
                      i.currency, _conversion_rate(i.currency, i.invoice_date), sign * i.amount, outstanding, status,
                      docstatus, ts(i.created), ts(i.written)))
     insert("tabSales Invoice", rows)
+    entries, references = [], []
+    for i in docs.invoices:
+        _, docstatus, outstanding = _invoice_status(i, anchor)
+        if docstatus != 1:
+            continue
+        for payment in payments_of(i, i.amount - outstanding):
+            name = f"ACC-PAY-{payment.paid.year}-{len(entries) + 1:05d}"
+            stamp = ts(datetime.combine(payment.paid, time(11, 0)))
+            entries.append((name, "Receive", "Customer", customer(i), ds(payment.paid), payment.amount, i.currency, 1,
+                            stamp, stamp))
+            references.append((f"{name}-1", name, "Sales Invoice", i.number, payment.amount, stamp, stamp))
+    insert("tabPayment Entry", entries)
+    insert("tabPayment Entry Reference", references)
     insert("tabIssue", ((t.number, t.subject, customer(t), t.record.email.strip() if t.record.email else None,
                          "Closed" if t.closed else ISSUE_OPEN_STATUS[t.open_state], PRIORITIES[t.priority],
                          ISSUE_TYPES[t.category], ds(t.opened.date()), ts(t.closed), ts(t.opened), ts(t.written))

@@ -1,11 +1,12 @@
 """odoo.db: the Odoo tables an SQL connector reads (res_partner, sale_order, account_move, OCA helpdesk)."""
 from __future__ import annotations
 
+from datetime import datetime, time
 from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
-from .documents import Documents, currency_table, customer_ref
+from .documents import Documents, currency_table, customer_ref, payments_of
 from .records import Record
 
 SCHEMA = {
@@ -25,6 +26,14 @@ SCHEMA = {
         "partner_id INTEGER REFERENCES res_partner(id)", "invoice_date TEXT", "invoice_date_due TEXT",
         "amount_total REAL", "amount_residual REAL", "currency_id INTEGER REFERENCES res_currency(id)",
         "create_date TEXT", "write_date TEXT"],
+    # Receivable lines of invoices and the lines of the payments that settle them, matched by partial
+    # reconciliations (Odoo 16+). The payments' own journal entries are left out of account_move here.
+    "account_move_line": ["id INTEGER PRIMARY KEY", "move_id INTEGER", "partner_id INTEGER REFERENCES res_partner(id)",
+                          "date TEXT", "debit REAL", "credit REAL"],
+    "account_partial_reconcile": [
+        "id INTEGER PRIMARY KEY", "debit_move_id INTEGER REFERENCES account_move_line(id)",
+        "credit_move_id INTEGER REFERENCES account_move_line(id)", "amount REAL",
+        "debit_currency_id INTEGER REFERENCES res_currency(id)", "max_date TEXT", "create_date TEXT", "write_date TEXT"],
     "helpdesk_ticket_stage": ["id INTEGER PRIMARY KEY", "name TEXT", "is_close INTEGER"],
     "helpdesk_ticket": [
         "id INTEGER PRIMARY KEY", "number TEXT", "name TEXT", "partner_id INTEGER REFERENCES res_partner(id)",
@@ -32,6 +41,7 @@ SCHEMA = {
         "rating_last_value REAL", "create_date TEXT", "closed_date TEXT", "write_date TEXT"],
 }
 
+PAYMENT_MOVES = 10_000_000  # ids of the payments' journal entries (not written; see account_move_line)
 COUNTRIES = [(1, "CN", "China"), (2, "DE", "Germany"), (3, "US", "United States"), (4, "GB", "United Kingdom")]
 CURRENCIES = [(1, "CNY"), (2, "USD"), (3, "EUR")]
 STAGES = [(1, "New", 0), (2, "In Progress", 0), (3, "Solved", 1), (4, "Cancelled", 1)]
@@ -58,6 +68,24 @@ def _partners(records: list[Record]):
                int(r.active), ts(r.created), ts(r.written))
 
 
+def _reconciliations(docs: Documents, currency_id: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
+    """account_move_line and account_partial_reconcile rows for the payments of paid and partly paid invoices."""
+    lines, partials = [], []
+    for invoice in docs.invoices:
+        payments = payments_of(invoice, invoice.amount - invoice.residual)
+        if not payments:
+            continue
+        receivable = invoice.id * 10
+        lines.append((receivable, invoice.id, invoice.record.id, ds(invoice.invoice_date), invoice.amount, 0.0))
+        for k, payment in enumerate(payments, 1):
+            line = receivable + k
+            lines.append((line, PAYMENT_MOVES + line, invoice.record.id, ds(payment.paid), 0.0, payment.amount))
+            stamp = ts(datetime.combine(payment.paid, time(15, 30)))
+            partials.append((len(partials) + 1, receivable, line, payment.amount, currency_id[invoice.currency],
+                             ds(payment.paid), stamp, stamp))
+    return lines, partials
+
+
 def write(path: Path, records: list[Record], docs: Documents) -> None:
     currencies, currency_id = currency_table(CURRENCIES, docs)
     partner = customer_ref
@@ -74,6 +102,9 @@ def write(path: Path, records: list[Record], docs: Documents) -> None:
                              *MOVE_STATE[i.status], partner(i), ds(i.invoice_date), ds(i.due_date), i.amount,
                              i.residual, currency_id[i.currency], ts(i.created), ts(i.written))
                             for i in docs.invoices))
+    lines, partials = _reconciliations(docs, currency_id)
+    insert("account_move_line", lines)
+    insert("account_partial_reconcile", partials)
     insert("helpdesk_ticket", ((t.id, t.number, t.subject, partner(t), t.record.email, _stage(t), str(t.priority),
                                 t.rating, ts(t.opened), ts(t.closed), ts(t.written)) for t in docs.tickets))
     conn.commit()

@@ -7,12 +7,12 @@ party_contact_mechanism and tax ids in party_identifier.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 
 from . import sqlite_out
 from .clock import DAY, ds, ts
-from .documents import Documents, currency_table, customer_ref
+from .documents import Documents, currency_table, customer_ref, payments_of
 from .records import Record
 
 SCHEMA = {
@@ -34,6 +34,12 @@ SCHEMA = {
                         "party INTEGER REFERENCES party_party(id)", "invoice_date TEXT", "payment_term_date TEXT",
                         "total_amount_cache REAL", "currency INTEGER REFERENCES currency_currency(id)",
                         "create_date TEXT", "write_date TEXT"],
+    # Payment lines of invoices: Tryton links them through the relation table of Invoice.payment_lines.
+    "account_move_line": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "date TEXT",
+                          "debit REAL", "credit REAL", "create_date TEXT", "write_date TEXT"],
+    "account_invoice-account_move_line": ["id INTEGER PRIMARY KEY", "invoice INTEGER REFERENCES account_invoice(id)",
+                                          "line INTEGER REFERENCES account_move_line(id)", "create_date TEXT",
+                                          "write_date TEXT"],
     "sale_complaint": ["id INTEGER PRIMARY KEY", "number TEXT", "customer INTEGER REFERENCES party_party(id)",
                        "origin TEXT", "state TEXT", "date TEXT", "description TEXT", "create_date TEXT",
                        "write_date TEXT"],
@@ -110,6 +116,15 @@ def write(path: Path, records: list[Record], docs: Documents, now: datetime) -> 
                                 ds(i.due_date),
                                 None if i.status in ("draft", "validated") else (-i.amount if i.kind == "credit_note" else i.amount),
                                 currency_id[i.currency], ts(i.created), ts(i.written)) for i in docs.invoices))
+    lines, links = [], []
+    for i in docs.invoices:
+        # Tryton's invoice has no residual column here: only fully paid invoices carry payment lines.
+        for payment in (payments_of(i, i.amount) if i.status == "paid" else []):
+            stamp = ts(datetime.combine(payment.paid, time(9, 45)))
+            lines.append((len(lines) + 1, party(i), ds(payment.paid), 0.0, payment.amount, stamp, stamp))
+            links.append((len(links) + 1, i.id, len(lines), stamp, stamp))
+    insert("account_move_line", lines)
+    insert("account_invoice-account_move_line", links)
     insert("sale_complaint", ((t.id, t.number, party(t), f"sale.sale,{t.order.id}", _complaint_state(t),
                                ds(t.opened.date()), _description(t), ts(t.opened), ts(t.written))
                               for t in docs.tickets))

@@ -14,6 +14,15 @@ UTC calendar date of as_of.
                        B  if overdue_share <= credit_b_max_overdue_share   (default 0.25)
                        C  if overdue_share <= credit_c_max_overdue_share   (default 0.5)
                        D  otherwise
+
+Payment behaviour, from posted payments dated at or before as_of (``enrich.ledger``), linked to their
+invoice by (source_system, invoice_source_id). A *settled* invoice is one with kind ``invoice``, status
+``paid`` and at least such a payment; it was settled on the date of its last payment.
+
+    days_paid_late      = max(0, settled date - due_date) in days, per settled invoice
+    avg_days_paid_late  = mean(days_paid_late) over the customer's settled invoices   (null if none)
+    paid_on_time_share  = share of settled invoices with days_paid_late == 0          (null if none)
+    payments_received   = sum(value of converted payments)                           (0 if none)
 """
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ from .settings import EnrichmentSettings
 
 DAYS_PER_YEAR = 365.0
 CREDIT_COLUMNS = ["open_receivables", "overdue_amount", "avg_days_overdue"]
+PAYMENT_COLUMNS = ["avg_days_paid_late", "paid_on_time_share", "payments_received"]
 
 
 def receivables(invoices: pd.DataFrame, as_of_date: pd.Timestamp) -> pd.DataFrame:
@@ -55,3 +65,23 @@ def add_credit_scores(p: pd.DataFrame, s: EnrichmentSettings) -> None:
         ["A", "B", "C"], default="D")
     daily = p["revenue_12m"] / DAYS_PER_YEAR
     p["dso_days"] = (open_r / daily).where(p["revenue_12m"] > 0).round(2)
+
+
+def payment_behaviour(payments: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
+    """avg_days_paid_late, paid_on_time_share, payments_received per customer (indexed by ``cust``)."""
+    received = payments.groupby("cust", sort=False)["value"].sum().rename("payments_received")
+    last_paid = payments.groupby(["source_system", "invoice_source_id"], sort=False)["paid_date"].max()
+    settled = invoices.loc[invoices["kind"].eq("invoice") & invoices["status"].eq("paid"),
+                           ["cust", "source_system", "source_id", "due_date"]]
+    settled = settled.merge(last_paid.rename("settled_on").reset_index(),
+                            left_on=["source_system", "source_id"], right_on=["source_system", "invoice_source_id"],
+                            how="inner", sort=False)
+    late = (settled["settled_on"] - settled["due_date"]).dt.days.clip(lower=0).astype("float64")
+    timing = pd.DataFrame({"cust": settled["cust"], "late": late, "on_time": late.eq(0).astype("float64")})
+    out = timing.groupby("cust", sort=False).agg(avg_days_paid_late=("late", "mean"),
+                                                  paid_on_time_share=("on_time", "mean"))
+    out = out.join(received, how="outer")
+    out["avg_days_paid_late"] = out["avg_days_paid_late"].round(1)
+    out["paid_on_time_share"] = out["paid_on_time_share"].round(4)
+    out["payments_received"] = out["payments_received"].round(2)
+    return out[PAYMENT_COLUMNS]

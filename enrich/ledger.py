@@ -9,7 +9,8 @@ Scoping (applies to every metric):
 * Only documents that happened at or before ``as_of`` count: orders ``ordered_at <= as_of``; invoices
   ``invoice_date`` (00:00 UTC of that date) ``<= as_of``; tickets ``opened_at <= as_of``. A document
   without that date is ignored.
-* Orders and invoices with status ``draft`` or ``cancelled`` are ignored.
+* Orders and invoices with status ``draft`` or ``cancelled`` are ignored; only ``posted`` payments count,
+  those with ``paid_date`` (00:00 UTC) ``<= as_of``.
 
 Value ledger -- one line per valued event, signed, in the reporting currency:
 
@@ -17,6 +18,8 @@ Value ledger -- one line per valued event, signed, in the reporting currency:
     invoice         invoice, kind=invoice        invoice_date 00:00Z  +|total_amount| * rate
     credit_note     invoice, kind=credit_note    invoice_date 00:00Z  -|total_amount| * rate
     cost_to_serve   service ticket               opened_at            -cost_to_serve_by_priority[priority]
+    payment         payment, status=posted       paid_date 00:00Z     +amount * rate   (cash received:
+                                                                        not revenue, not a cost)
 
 The sign comes from ``kind``, not from the stored amount (ERPs differ on whether credit notes are
 stored negative); ``amount_original`` is the signed amount in the document currency, so
@@ -56,6 +59,7 @@ class ScopedDocuments:
     orders: pd.DataFrame    # + value (NaN when unconverted), converted
     invoices: pd.DataFrame  # converted only; + occurred_at, value (signed), outstanding_value
     tickets: pd.DataFrame   # + cost, is_closed, is_open
+    payments: pd.DataFrame  # posted, paid by as_of; + occurred_at, value (NaN when unconverted), converted
     ledger: pd.DataFrame
     unconverted: pd.DataFrame
 
@@ -95,9 +99,14 @@ def _in_scope_status(status: pd.Series) -> pd.Series:
     return ~status.isin(EXCLUDED_DOCUMENT_STATUSES)
 
 
+PAYMENT_FIELDS = ["source_system", "source_id", "customer_source_id", "invoice_source_id", "status", "paid_date",
+                  "amount", "currency"]
+
+
 def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.DataFrame,
                     invoices: pd.DataFrame, tickets: pd.DataFrame, fx_rates: pd.DataFrame,
-                    settings: EnrichmentSettings, as_of: pd.Timestamp) -> ScopedDocuments:
+                    settings: EnrichmentSettings, as_of: pd.Timestamp,
+                    payments: pd.DataFrame | None = None) -> ScopedDocuments:
     rep = settings.reporting_currency
     customer_ids = pd.Index(customers["customer_id"])
     keys = customer_keys(crosswalk, customer_ids)
@@ -133,9 +142,25 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
     i["converted"] = i_rate.notna()
     i["_doc_date"] = i["invoice_date"]
 
+    # ---- payments ----------------------------------------------------------------------------
+    if payments is None:
+        payments = pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "paid_date" else object)
+                                 for c in PAYMENT_FIELDS})
+    pay = payments[PAYMENT_FIELDS].copy()
+    pay["paid_date"] = naive_dates(pay["paid_date"])
+    pay["occurred_at"] = pay["paid_date"].dt.tz_localize("UTC")
+    pay = pay[pay["status"].eq("posted") & (pay["occurred_at"] <= as_of)]
+    pay = attach_customers(pay, keys)
+    pay_rate = rates_for(pay["currency"], pay["paid_date"], fx_rates, rep)
+    pay["amount"] = pay["amount"].astype("float64")
+    pay["value"] = (pay["amount"] * pay_rate).round(2)
+    pay["converted"] = pay_rate.notna()
+    pay["_doc_date"] = pay["paid_date"]
+
     unconverted = pd.concat([
         o.loc[~o["converted"]].assign(entity="order"),
         i.loc[~i["converted"]].assign(entity="invoice"),
+        pay.loc[~pay["converted"]].assign(entity="payment"),
     ], ignore_index=True)
     unconverted = pd.DataFrame({
         "source_system": unconverted["source_system"], "source_id": unconverted["source_id"],
@@ -146,6 +171,7 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
                                                          ignore_index=True)
     i = i.loc[i["converted"]].drop(columns=["_doc_date"])
     o = o.drop(columns=["_doc_date"])
+    pay = pay.drop(columns=["_doc_date"])
 
     # ---- tickets ------------------------------------------------------------------------------
     t = tickets[["source_system", "source_id", "customer_source_id", "status", "priority", "is_complaint",
@@ -174,10 +200,17 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
         "line_type": "cost_to_serve", "occurred_at": t["opened_at"], "amount_original": 0.0 - t["cost"],
         "currency": rep, "value": (0.0 - t["cost"]).round(2),
     })
-    parts = [p for p in (inv_lines, ticket_lines) if len(p)]
+    paid = pay.loc[pay["converted"]]
+    payment_lines = pd.DataFrame({
+        "cust": paid["cust"], "source_system": paid["source_system"], "source_id": paid["source_id"],
+        "line_type": "payment", "occurred_at": paid["occurred_at"], "amount_original": paid["amount"],
+        "currency": paid["currency"], "value": paid["value"],
+    })
+    parts = [p for p in (inv_lines, ticket_lines, payment_lines) if len(p)]
     ledger = pd.concat(parts, ignore_index=True) if parts else inv_lines.iloc[0:0]
     # Customers in input order, then time; stable, so equal times keep invoice-then-ticket input order.
     ledger = ledger.sort_values(["cust", "occurred_at"], kind="stable", ignore_index=True)
     ledger.insert(0, "customer_id", customer_ids.take(ledger["cust"].to_numpy()))
     return ScopedDocuments(orders=o.reset_index(drop=True), invoices=i.reset_index(drop=True),
-                           tickets=t.reset_index(drop=True), ledger=ledger, unconverted=unconverted)
+                           tickets=t.reset_index(drop=True), payments=pay.reset_index(drop=True), ledger=ledger,
+                           unconverted=unconverted)

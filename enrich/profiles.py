@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .credit import CREDIT_COLUMNS, add_credit_scores, receivables
+from .credit import CREDIT_COLUMNS, add_credit_scores, payment_behaviour, receivables
 from .ledger import LEDGER_COLUMNS, UNCONVERTED_COLUMNS, scope_documents
 from .loyalty import add_demand, add_loyalty_and_churn, order_rhythm
 from .sales import sales_behaviour
@@ -38,6 +38,8 @@ PROFILE_COLUMNS = GOLDEN_COLUMNS + [
     "clv_historical", "clv_predicted", "clv", "segment",
     # credit
     "open_receivables", "overdue_amount", "overdue_share", "avg_days_overdue", "dso_days", "credit_class",
+    # payment behaviour
+    "avg_days_paid_late", "paid_on_time_share", "payments_received",
     # service
     "tickets_total", "tickets_open", "open_complaints", "avg_resolution_hours", "complaint_share",
     "satisfaction",
@@ -52,7 +54,7 @@ PROFILE_COLUMNS = GOLDEN_COLUMNS + [
 
 MONEY_COLUMNS = ["order_value_total", "avg_order_value", *VALUE_COLUMNS, "net_value", "net_value_12m",
                  "clv_historical", "clv_predicted", "clv", "open_receivables", "overdue_amount",
-                 "expected_spend_next_period"]
+                 "payments_received", "expected_spend_next_period"]
 
 _ZERO_FILLED = {
     "order_count": "int64", "orders_12m": "int64", "active_months_12m": "int64",
@@ -60,6 +62,7 @@ _ZERO_FILLED = {
     "order_value_total": "float64", "lifetime_revenue": "float64", "revenue_12m": "float64",
     "revenue_prev_12m": "float64", "cost_to_serve": "float64", "cost_to_serve_12m": "float64",
     "open_receivables": "float64", "overdue_amount": "float64", "unconverted_documents": "int64",
+    "payments_received": "float64",
 }
 
 
@@ -79,8 +82,10 @@ def _as_utc(as_of: pd.Timestamp) -> pd.Timestamp:
 
 def build_profiles(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.DataFrame,
                    invoices: pd.DataFrame, tickets: pd.DataFrame, fx_rates: pd.DataFrame,
-                   settings: EnrichmentSettings, as_of: pd.Timestamp) -> EnrichmentResult:
-    """Enrich every customer in ``customers``; see the module docstring and enrich/DEFINITIONS.md."""
+                   settings: EnrichmentSettings, as_of: pd.Timestamp,
+                   payments: pd.DataFrame | None = None) -> EnrichmentResult:
+    """Enrich every customer in ``customers``; see the module docstring and enrich/DEFINITIONS.md. Without
+    ``payments`` (a source without a payment stream), the payment-behaviour fields are empty."""
     as_of = _as_utc(as_of)
     if customers["customer_id"].duplicated().any():
         dup = customers.loc[customers["customer_id"].duplicated(), "customer_id"].iloc[0]
@@ -89,7 +94,7 @@ def build_profiles(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.
     start_prev_12m = as_of - pd.DateOffset(months=24)
     as_of_date = as_of.tz_localize(None).normalize()
 
-    docs = scope_documents(customers, crosswalk, orders, invoices, tickets, fx_rates, settings, as_of)
+    docs = scope_documents(customers, crosswalk, orders, invoices, tickets, fx_rates, settings, as_of, payments)
 
     p = customers[GOLDEN_COLUMNS].reset_index(drop=True)
     p.insert(len(GOLDEN_COLUMNS), "reporting_currency", settings.reporting_currency)
@@ -99,6 +104,7 @@ def build_profiles(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.
         order_rhythm(docs.orders, start_12m),
         relationship_value(docs.ledger, as_of, start_12m, start_prev_12m),
         receivables(docs.invoices, as_of_date),
+        payment_behaviour(docs.payments, docs.invoices),
         service_metrics(docs.tickets),
         docs.unconverted.groupby("cust", sort=False).size().rename("unconverted_documents").to_frame(),
     ]

@@ -52,6 +52,7 @@ def relationship_value(ledger: pd.DataFrame, as_of: pd.Timestamp, start_12m: pd.
     """Sums of the ledger per customer (indexed by customer position ``cust``); see the module docstring."""
     at = ledger["occurred_at"]
     revenue = ledger["line_type"].isin(["invoice", "credit_note"])
+    cost = ledger["line_type"].eq("cost_to_serve")  # payment lines are cash received: neither
     in_12m = (at > start_12m) & (at <= as_of)
     in_prev = (at > start_prev_12m) & (at <= start_12m)
     v = ledger["value"]
@@ -60,8 +61,8 @@ def relationship_value(ledger: pd.DataFrame, as_of: pd.Timestamp, start_12m: pd.
         "lifetime_revenue": v.where(revenue, 0.0),
         "revenue_12m": v.where(revenue & in_12m, 0.0),
         "revenue_prev_12m": v.where(revenue & in_prev, 0.0),
-        "cost_to_serve": (-v).where(~revenue, 0.0),            # (-v) first: no -0.0 for customers
-        "cost_to_serve_12m": (-v).where(~revenue & in_12m, 0.0),  # without tickets
+        "cost_to_serve": (-v).where(cost, 0.0),            # (-v) first: no -0.0 for customers
+        "cost_to_serve_12m": (-v).where(cost & in_12m, 0.0),  # without tickets
     })
     return parts.groupby("cust", sort=False).sum().round(2)[VALUE_COLUMNS]
 

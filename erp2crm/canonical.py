@@ -62,15 +62,25 @@ SERVICE_TICKET = Entity("service_ticket", "service_tickets", {
     "updated_at": TIMESTAMP,
 })
 
+PAYMENT = Entity("payment", "payments", {
+    **_KEYS,
+    # One allocation of a customer payment to one invoice (a payment split over two invoices is two rows).
+    "customer_source_id": STRING, "invoice_source_id": STRING, "payment_number": STRING,
+    "status": STRING,  # draft | posted | cancelled
+    "paid_date": DATE, "amount": FLOAT, "currency": STRING,
+    "updated_at": TIMESTAMP,
+})
+
 # Staging-only column: why a value the source sent could not be read as its field's kind ("[code] field
 # 'value' is not ..."); the staging gate quarantines such rows instead of letting the value become a null.
 PARSE_ERRORS = "parse_errors"
 
-ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, INVOICE, SERVICE_TICKET)}
-DOCUMENT_ENTITIES = ("order", "invoice", "service_ticket")
+ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, INVOICE, SERVICE_TICKET, PAYMENT)}
+DOCUMENT_ENTITIES = ("order", "invoice", "service_ticket", "payment")
 
 ORDER_STATUSES = {"draft", "confirmed", "done", "cancelled"}
 INVOICE_KINDS = {"invoice", "credit_note"}
 INVOICE_STATUSES = {"draft", "open", "paid", "cancelled"}
 TICKET_STATUSES = {"open", "closed"}
 TICKET_PRIORITIES = {"low", "medium", "high", "urgent"}
+PAYMENT_STATUSES = {"draft", "posted", "cancelled"}

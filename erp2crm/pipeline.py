@@ -294,10 +294,10 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         settings = load_settings(CONFIG / config.enrichment)
         customers = hub.read_table("customers")
         customers = customers[~customers["held"].fillna(False).astype(bool)]
-        orders, invoices = hub.read_entity("order"), hub.read_entity("invoice")
+        orders, invoices, payments = (hub.read_entity(e) for e in ("order", "invoice", "payment"))
         result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices,
                                 hub.read_entity("service_ticket"),
-                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of))
+                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of), payments=payments)
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
         now = utcnow()
@@ -311,7 +311,7 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
                          where=lambda t: t.c.run_id == run_id)
         unconverted = result.unconverted.assign(reason_code="missing_fx_rate", expectation="fx_rate_available",
                                                 reason="no exchange rate at or before the document date")
-        for entity, checked in (("order", orders), ("invoice", invoices)):
+        for entity, checked in (("order", orders), ("invoice", invoices), ("payment", payments)):
             hub.settle_quarantine(run_id, "enrich", entity, unconverted[unconverted["entity"] == entity],
                                   ("source_system", "source_id"), checked=checked, whole=True)
         counts.update({"profiles": len(rows), "ledger_lines": len(result.ledger),

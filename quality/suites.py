@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from erp2crm.canonical import (CUSTOMER_RECORD, INVOICE_KINDS, INVOICE_STATUSES, ORDER_STATUSES, PARSE_ERRORS, STRING,
-                               TICKET_PRIORITIES, TICKET_STATUSES)
+from erp2crm.canonical import (CUSTOMER_RECORD, INVOICE_KINDS, INVOICE_STATUSES, ORDER_STATUSES, PARSE_ERRORS,
+                               PAYMENT_STATUSES, STRING, TICKET_PRIORITIES, TICKET_STATUSES)
 from quality.currencies import ACCEPTED_CURRENCIES
 
 QUARANTINE, WARN = "quarantine", "warn"
@@ -304,6 +304,19 @@ def _specs() -> dict[str, SuiteSpec]:
                              "one of " + ", ".join(sorted(TICKET_STATUSES))),
             not_null("opened_at", "missing_date"),
         ), helpers=(CUSTOMER_KNOWN,)),
+        SuiteSpec("payment", (
+            *staging_key_rules(),
+            *parse_rules(),
+            not_negative("amount", "negative_amount"),
+            not_null("amount", "missing_amount"),
+            plausible_amount("amount"),
+            *required_in_set("currency", ACCEPTED_CURRENCIES, "unknown_currency", currency_what),
+            *required_in_set("status", PAYMENT_STATUSES, "invalid_status",
+                             "one of " + ", ".join(sorted(PAYMENT_STATUSES))),
+            orphan_rule(),
+            not_null("paid_date", "missing_date"),
+            plausible_date("paid_date", ahead_days=1),
+        ), helpers=(CUSTOMER_KNOWN,)),
         SuiteSpec("unified_customer", (
             *required_text("customer_id", "missing_key"),
             Rule("ExpectColumnValuesToBeUnique", {"column": "customer_id"}, "duplicate_key", QUARANTINE,
@@ -340,7 +353,7 @@ def specs() -> dict[str, SuiteSpec]:
     return _SPECS
 
 
-SUITE_NAMES = ("customer_record", "order", "invoice", "service_ticket", "unified_customer", "profile")
+SUITE_NAMES = ("customer_record", "order", "invoice", "service_ticket", "payment", "unified_customer", "profile")
 
 
 def get_spec(name: str) -> SuiteSpec:

@@ -28,7 +28,8 @@ TOKEN = "catalogue-secret-9c1e"
 ODOO_TIMESTAMPS = {"res_partner": ("create_date", "write_date"),
                    "sale_order": ("date_order", "create_date", "write_date"),
                    "account_move": ("create_date", "write_date"),
-                   "helpdesk_ticket": ("create_date", "closed_date", "write_date")}
+                   "helpdesk_ticket": ("create_date", "closed_date", "write_date"),
+                   "account_partial_reconcile": ("create_date", "write_date")}
 TABLES = {"customer_record": "res_partner", "order": "sale_order", "invoice": "account_move",
           "service_ticket": "helpdesk_ticket"}
 LONG = "x" * 300
@@ -92,7 +93,7 @@ CATALOGUE = [
     Bad("negative outstanding amount", "invoice", "negative_outstanding", {"amount_residual": -5.0}),
     Bad("outstanding above the total", "invoice", "outstanding_exceeds_total",
         {"amount_total": 100.0, "amount_residual": 150.0, "payment_state": "partial"}),
-    Bad("vendor bill among customer invoices", "invoice", "invalid_kind", {"move_type": "in_invoice"}),
+    Bad("document type the mapping lets in but does not map", "invoice", "invalid_kind", {"move_type": "out_receipt"}),
     Bad("month 13", "invoice", "invalid_date", {"invoice_date": "2026-13-01"}),
     Bad("no invoice date", "invoice", "missing_date", {"invoice_date": None}),
     Bad("posted invoice without amount", "invoice", "missing_amount", {"amount_total": None, "state": "posted"}),
@@ -158,6 +159,14 @@ def plant(db, bad_rows: pd.DataFrame) -> dict[tuple[str, str], list[str | None]]
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                         [values[c] for c in columns])
         planted[(bad.entity, bad.kind)] = [None if new_id is None else str(new_id)] * bad.copies
+    # A vendor bill: not bad, just not a customer document. The mapping's `where` keeps it out of the stream.
+    columns = [r[1] for r in con.execute("PRAGMA table_info(account_move)")]
+    values = dict(zip(columns, con.execute("SELECT * FROM account_move WHERE id = ?",
+                                           (templates["invoice"][0],)).fetchone()))
+    values.update(id=next_id, move_type="in_invoice")
+    con.execute(f"INSERT INTO account_move ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [values[c] for c in columns])
+    planted[("vendor bill", "outside the stream")] = [str(next_id)]
     con.commit()
     con.close()
     return planted
@@ -213,6 +222,12 @@ def test_each_bad_row_is_held_with_its_reason(catalogue_run, bad):
     for codes, reason in zip(rows["reason_code"], rows["reason"]):
         assert bad.reason in codes.split(";"), f"{bad.kind}: held as {codes} ({reason})"
         assert reason  # a readable sentence, not only a code
+
+
+def test_rows_outside_a_stream_are_not_read_at_all(catalogue_run):
+    bill = catalogue_run["planted"][("vendor bill", "outside the stream")][0]
+    assert bill not in set(catalogue_run["held"]["record_id"].dropna())
+    assert bill not in set(hub_store().read_entity("invoice")["source_id"])
 
 
 def test_nothing_else_is_held(catalogue_run):

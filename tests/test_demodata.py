@@ -446,6 +446,9 @@ EXPECTED_COLUMNS = {
         "sale_order": "id name partner_id date_order state amount_total currency_id create_date write_date",
         "account_move": "id name move_type state payment_state partner_id invoice_date invoice_date_due amount_total "
                         "amount_residual currency_id create_date write_date",
+        "account_move_line": "id move_id partner_id date debit credit",
+        "account_partial_reconcile": "id debit_move_id credit_move_id amount debit_currency_id max_date create_date "
+                                     "write_date",
         "helpdesk_ticket_stage": "id name is_close",
         "helpdesk_ticket": "id number name partner_id partner_email stage_id priority rating_last_value create_date "
                            "closed_date write_date",
@@ -459,6 +462,9 @@ EXPECTED_COLUMNS = {
                             "outstanding_amount status docstatus creation modified",
         "tabIssue": "name subject customer raised_by status priority issue_type opening_date resolution_date creation "
                     "modified",
+        "tabPayment Entry": "name payment_type party_type party posting_date paid_amount paid_from_account_currency "
+                            "docstatus creation modified",
+        "tabPayment Entry Reference": "name parent reference_doctype reference_name allocated_amount creation modified",
     },
     "tryton": {
         "country_country": "id code",
@@ -471,6 +477,8 @@ EXPECTED_COLUMNS = {
         "account_invoice": "id number type state party invoice_date payment_term_date total_amount_cache currency "
                            "create_date write_date",
         "sale_complaint": "id number customer origin state date description create_date write_date",
+        "account_move_line": "id party date debit credit create_date write_date",
+        "account_invoice-account_move_line": "id invoice line create_date write_date",
     },
 }
 
@@ -488,3 +496,35 @@ def test_schema_has_the_specified_tables_and_columns(demo, system):
         "odoo": "SELECT name FROM res_currency", "tryton": "SELECT code FROM currency_currency",
         "erpnext": 'SELECT currency FROM "tabSales Order"'}[system])}
     assert {"CNY"} < currencies
+
+
+PAID = {  # per ERP: (payments per invoice, invoice paid amounts) as SQL
+    "odoo": ("SELECT l.move_id, SUM(p.amount) FROM account_partial_reconcile p JOIN account_move_line l "
+             "ON l.id = p.debit_move_id GROUP BY l.move_id",
+             "SELECT id, amount_total - amount_residual, invoice_date, payment_state FROM account_move"),
+    "erpnext": ('SELECT reference_name, SUM(allocated_amount) FROM "tabPayment Entry Reference" GROUP BY reference_name',
+                'SELECT name, grand_total - outstanding_amount, posting_date, status FROM "tabSales Invoice"'),
+    "tryton": ('SELECT r.invoice, SUM(l.credit) FROM "account_invoice-account_move_line" r JOIN account_move_line l '
+               "ON l.id = r.line GROUP BY r.invoice",
+               "SELECT id, total_amount_cache, invoice_date, state FROM account_invoice"),
+}
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_payments_settle_exactly_what_each_invoice_says_is_paid(demo, system):
+    out, _, _ = demo
+    paid = dict(query(out, system, PAID[system][0]))
+    invoices = {row[0]: row[1:] for row in query(out, system, PAID[system][1])}
+    assert len(paid) > 20
+    for invoice, amount in paid.items():
+        assert invoice in invoices, f"payment of unknown invoice {invoice}"
+        assert abs(amount - invoices[invoice][0]) < 0.01, (invoice, amount, invoices[invoice])
+        assert invoices[invoice][2] in {"paid", "partial", "Paid", "Partly Paid", "Overdue", "Unpaid"}
+    dates = {"odoo": "SELECT p.max_date, m.invoice_date FROM account_partial_reconcile p JOIN account_move_line l "
+                     "ON l.id = p.debit_move_id JOIN account_move m ON m.id = l.move_id",
+             "erpnext": 'SELECT e.posting_date, i.posting_date FROM "tabPayment Entry" e JOIN '
+                        '"tabPayment Entry Reference" r ON r.parent = e.name JOIN "tabSales Invoice" i '
+                        "ON i.name = r.reference_name",
+             "tryton": 'SELECT l.date, i.invoice_date FROM "account_invoice-account_move_line" r JOIN account_move_line l '
+                       "ON l.id = r.line JOIN account_invoice i ON i.id = r.invoice"}[system]
+    assert all(paid_on >= issued for paid_on, issued in query(out, system, dates))  # never before the invoice

@@ -54,6 +54,18 @@ def test_first_run_succeeds_and_accounts_for_every_row(world, first_run):
     assert sum(read.values()) == sum(summary["rows_in"].values())
 
 
+def test_payments_from_every_erp_reach_the_profiles_and_the_crm(world, first_run):
+    _, summary = first_run
+    assert all(counts.get("payment", 0) > 0 for counts in summary["rows_read"].values())
+    profiles = pd.DataFrame([json.loads(p) for p in hub_store().read_table("profiles")["profile"]])
+    settled = profiles[profiles["avg_days_paid_late"].notna()]
+    assert len(settled) > len(profiles) / 2 and (settled["avg_days_paid_late"] >= 0).all()
+    assert ((settled["paid_on_time_share"] >= 0) & (settled["paid_on_time_share"] <= 1)).all()
+    assert (settled["payments_received"] > 0).all()  # a settled invoice was paid with money received
+    accounts = world["crm"].records("Account")
+    assert sum(a.get("ERP2CRM_Avg_Days_Paid_Late__c") is not None for a in accounts) == len(settled)
+
+
 def test_bad_rows_are_quarantined_with_their_reason_and_nothing_else_is(world, first_run):
     bad = pd.read_csv(world["erp"] / "bad_rows.csv", dtype=str)
     held = hub_store().held_quarantine()
@@ -175,6 +187,6 @@ def test_run_report_and_data_docs_are_written_for_every_run(world, first_run):
         assert f"data_docs/{gate}/index.html" in page
     # Every link resolves to a file next to the report (the pages work offline, from any copy of the folder).
     links = [unquote(h) for h in re.findall(r"href='([^']+)'", page)]
-    assert len([h for h in links if "/validations/" in h]) == 6  # 4 staging entities, customers, profiles
+    assert len([h for h in links if "/validations/" in h]) == 7  # 5 staging entities, customers, profiles
     assert all((report.parent / h).is_file() for h in links)
     assert TOKEN not in page

@@ -28,7 +28,7 @@ import pytest
 from enrich import EnrichmentResult, EnrichmentSettings, build_profiles, load_fx_rates, load_settings
 from enrich.profiles import PROFILE_COLUMNS
 from enrich.value import top_count
-from erp2crm.canonical import INVOICE, ORDER, SERVICE_TICKET
+from erp2crm.canonical import INVOICE, ORDER, PAYMENT, SERVICE_TICKET
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = pd.Timestamp("2026-07-01T00:00:00Z")
@@ -652,3 +652,63 @@ def test_no_negative_zero_in_money():
     r = run(tickets=TICKETS.iloc[0:0])
     costs = r.profiles["cost_to_serve"].tolist()
     assert all(math.copysign(1.0, c) == 1.0 for c in costs)
+
+
+# ---------------------------------------------------------------------------------------------
+# payments (computed by hand below)
+# ---------------------------------------------------------------------------------------------
+def payments_frame(rows):
+    # row: (system, id, customer_source_id, invoice_source_id, status, paid_date, amount, currency)
+    keys = ("source_system", "source_id", "customer_source_id", "invoice_source_id", "status", "paid_date",
+            "amount", "currency")
+    return _frame(PAYMENT, [dict(zip(keys, r)) for r in rows], timestamps=("updated_at",), dates=("paid_date",))
+
+
+PAYMENTS = payments_frame([
+    # C1: I0 due 2025-01-02, settled 2025-01-10 -> 8 days late
+    ("erp_a", "PA1", "100", "I0", "posted", "2025-01-10", 6000.0, "CNY"),
+    # C1: I1 due 2025-11-04, paid in two parts, the last on the due date -> on time (0 days)
+    ("erp_a", "PA2", "100", "I1", "posted", "2025-10-20", 400.0, "CNY"),
+    ("erp_a", "PA3", "100", "I1", "posted", "2025-11-04", 600.0, "CNY"),
+    # C1: part of the open I2 (not settled: no days late, but cash received)
+    ("erp_a", "PA4", "100", "I2", "posted", "2026-02-01", 500.0, "CNY"),
+    # C1: after as_of -> ignored
+    ("erp_a", "PA5", "100", "I3", "posted", "2026-07-05", 1500.0, "CNY"),
+    # C2: I9 due 2025-04-11, settled 2025-05-11 -> 30 days late; 300 USD * 7.2 = 2160 CNY
+    ("erp_b", "PB1", "100", "I9", "posted", "2025-05-11", 300.0, "USD"),
+    # C2: I11 was issued before any USD rate: neither the invoice nor its payment can be converted
+    ("erp_b", "PB2", "100", "I11", "posted", "2024-10-10", 200.0, "USD"),
+    # C3: a cancelled payment does not count (I8 stays without a settlement date)
+    ("erp_a", "PC1", "200", "I8", "cancelled", "2025-06-01", 800.0, "CNY"),
+    # quarantined customer record -> ignored
+    ("erp_a", "PX1", "999", "IX", "posted", "2026-06-02", 50000.0, "CNY"),
+])
+
+
+@pytest.fixture(scope="module")
+def paid() -> EnrichmentResult:
+    return run(payments=PAYMENTS)
+
+
+def test_payment_behaviour_by_hand(paid):
+    c1, c2, c3, c4 = (profile(paid, c) for c in ("C1", "C2", "C3", "C4"))
+    assert c1["avg_days_paid_late"] == 4.0 and c1["paid_on_time_share"] == 0.5  # mean(8, 0); 1 of 2 on time
+    assert c1["payments_received"] == 7500.0  # 6000 + 400 + 600 + 500 (PA5 is after as_of)
+    assert c2["avg_days_paid_late"] == 30.0 and c2["paid_on_time_share"] == 0.0
+    assert c2["payments_received"] == 2160.0  # PB2 has no rate
+    assert pd.isna(c3["avg_days_paid_late"]) and pd.isna(c3["paid_on_time_share"]) and c3["payments_received"] == 0.0
+    assert pd.isna(c4["avg_days_paid_late"]) and c4["payments_received"] == 0.0
+
+
+def test_payments_are_ledger_lines_but_neither_revenue_nor_cost(paid, result):
+    lines = paid.ledger[paid.ledger["line_type"] == "payment"]
+    assert sorted(lines["source_id"]) == ["PA1", "PA2", "PA3", "PA4", "PB1"]
+    assert lines.set_index("source_id").at["PB1", "value"] == 2160.0
+    for column in ("lifetime_revenue", "cost_to_serve", "net_value", "clv", "segment", "credit_class"):
+        assert list(paid.profiles[column]) == list(result.profiles[column]), column
+
+
+def test_unconvertible_payment_is_reported(paid, result):
+    extra = paid.unconverted[paid.unconverted["entity"] == "payment"]
+    assert list(extra["source_id"]) == ["PB2"] and list(extra["reason"]) == ["missing_fx_rate"]
+    assert profile(paid, "C2")["unconverted_documents"] == profile(result, "C2")["unconverted_documents"] + 1

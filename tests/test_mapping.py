@@ -40,6 +40,7 @@ streams:
       total_amount: {column: amount, negate_when: {column: kind, equals: [refund]}}
       currency: {column: currency, default: CNY}
       ordered_at: created
+    where: {kind: [sale, refund]}
 """
 
 INVALID = [
@@ -53,6 +54,8 @@ INVALID = [
     (VALID.replace("{column: email, transform: lower}", "{transform: lower}"), "needs a `column` or a constant `default`"),
     (VALID.replace("source: shop", "source: other"), "must match the file name 'shop'"),
     (VALID.replace("      currency: {column: currency, default: CNY}", "      currency: {column: currency, colour: red}"), "Extra inputs are not permitted"),
+    (VALID.replace("where: {kind: [sale, refund]}", "where: {kind: []}"), "where.kind: an empty list would select no rows"),
+    (VALID.replace("where: {kind: [sale, refund]}", "where: {\"kind; --\": sale}"), "is not a plain table or column name"),
     ("streams: [1, 2\n", "not valid YAML"),
     ("- a\n- b\n", "expected a mapping at the top level"),
 ]
@@ -95,7 +98,8 @@ def shop(tmp_path):
           (10, 1, 's', 0, 100.0, 'sale', 'USD', '2026-01-05 10:00:00', '2026-01-05 10:00:00'),
           (11, 1, 'c', 0, 50.0, 'refund', null, '2026-02-05 10:00:00', '2026-02-06 10:00:00'),
           (12, 2, 's', 1, 70.0, 'sale', 'EUR', '2026-03-05 10:00:00', '2026-03-05 10:00:00'),
-          (13, 3, 'x', 0, 10.0, 'sale', 'CNY', '2026-03-06 10:00:00', '2026-03-06 10:00:00');
+          (13, 3, 'x', 0, 10.0, 'sale', 'CNY', '2026-03-06 10:00:00', '2026-03-06 10:00:00'),
+          (14, 1, 's', 0, 99.0, 'purchase', 'CNY', '2026-03-07 10:00:00', '2026-03-07 10:00:00');
     """)
     con.commit()
     con.close()
@@ -128,6 +132,7 @@ def test_sql_source_maps_every_step(shop):
     assert orders.at["12", "status"] == "done"  # when: locked = 1
     assert orders.at["13", "status"] == "x"  # unmapped values pass through for the quality gate to flag
     assert orders.at["10", "customer_source_id"] == "1"
+    assert "14" not in orders.index  # a purchase is not in the stream (where: kind)
 
 
 def test_sql_source_window_uses_first_non_null_update_column(shop):
@@ -142,10 +147,14 @@ def test_unknown_table_or_column_is_a_config_error_naming_mapping_and_field(tmp_
     source = SqlSource("shop", broken, shop.engine)
     with pytest.raises(ConfigError, match=r"mappings/shop.yaml: streams.order.fields: column 'amount_total' does not exist in table 'orders'"):
         source.check()
+    broken.streams["order"].fields["total_amount"].column = "amount"
+    broken.streams["order"].where = {"doc_kind": "sale"}
+    with pytest.raises(ConfigError, match=r"streams.order.where: column 'doc_kind' does not exist in table 'orders'"):
+        SqlSource("shop", broken, shop.engine).check()
     broken.streams["order"].table = "sale_orders"
     with pytest.raises(ConfigError, match="table 'sale_orders' does not exist"):
         SqlSource("shop", broken, shop.engine).check()
 
 
 def test_check_counts_rows_per_stream(shop):
-    assert shop.check() == {"customer_record": 3, "order": 4}
+    assert shop.check() == {"customer_record": 3, "order": 4}  # the purchase is outside the stream
