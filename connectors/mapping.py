@@ -3,7 +3,7 @@
 A field is a column name, or an object built from a closed set of steps applied in this order:
 `column` (a list means the first non-null), `lookup` (one or a chain of key→value tables), `values`
 (a value map; `otherwise` for unmapped values, else they pass through so that quality can flag them),
-`transform` (a named transform), `divide_by`, `negate_when`, `default` (for nulls), `when` (rows whose
+`transform` (a named transform), `divide_by`, `times` (another column's value), `negate_when`, `default` (for nulls), `when` (rows whose
 other column has given values take a constant). There are no
 expression strings: table and column names are checked against the database before any query runs.
 """
@@ -78,6 +78,7 @@ class FieldSpec(_Strict):
     otherwise: Any = None
     transform: Literal[TRANSFORMS] | None = None
     divide_by: float | None = Field(None, gt=0)
+    times: str | None = None  # multiply by this column's value (an amount stored as quantity × unit price)
     negate_when: NegateWhen | None = None
     default: Any = None
     when: list[When] = []
@@ -88,6 +89,11 @@ class FieldSpec(_Strict):
         for column in [v] if isinstance(v, str) else (v or []):
             _identifier(column)
         return v
+
+    @field_validator("times")
+    @classmethod
+    def _times_column(cls, v):
+        return v if v is None else _identifier(v)
 
     @field_validator("values", mode="before")
     @classmethod
@@ -110,7 +116,8 @@ class FieldSpec(_Strict):
     @property
     def other_columns(self) -> list[str]:
         """Columns read only to decide a step (negate_when, when)."""
-        return ([self.negate_when.column] if self.negate_when else []) + [w.column for w in self.when]
+        return (([self.negate_when.column] if self.negate_when else []) + [w.column for w in self.when]
+                + ([self.times] if self.times else []))
 
     @property
     def lookups(self) -> list[Lookup]:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import NullType
 
-from connectors.mapping import SourceMapping, StreamMapping, lookup_id
-from connectors.transform import map_chunk
+from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
+from connectors.transform import _text, map_chunk
 from erp2crm.errors import ConfigError, TransientError
 
 
@@ -143,9 +143,12 @@ class SqlSource:
                 frame = pd.read_sql(select(*cols).order_by(*order), conn)
                 for column, wanted in lookup.where.items():
                     wanted = wanted if isinstance(wanted, list) else [wanted]
-                    frame = frame[frame[column].astype(str).isin([str(w) for w in wanted])]
-                frame = frame.drop_duplicates(subset=[lookup.key], keep="first")
-                out[ident] = dict(zip(frame[lookup.key].astype(str), frame[lookup.value]))
+                    frame = frame[_text(frame[column]).isin([_as_text(w) for w in wanted])]
+                # Keys as the documents' values are compared: text, integral floats without ".0" (an id column
+                # with a null reads as floats).
+                keys = _text(frame[lookup.key])
+                frame = frame.assign(_key=keys)[keys.notna()].drop_duplicates(subset=["_key"], keep="first")
+                out[ident] = dict(zip(frame["_key"], frame[lookup.value]))
         return out
 
 

@@ -42,6 +42,9 @@ def _apply(spec: FieldSpec, chunk: pd.DataFrame, lookups: dict) -> pd.Series:
         values = _TRANSFORMS[spec.transform](values)
     if spec.divide_by:
         values = pd.to_numeric(values, errors="coerce") / spec.divide_by
+    if spec.times:
+        # Rounded to 6 decimals: the product of two decimals should not carry binary noise (89.89000000000001).
+        values = (pd.to_numeric(values, errors="coerce") * pd.to_numeric(chunk[spec.times], errors="coerce")).round(6)
     if spec.negate_when:
         flags = _text(chunk[spec.negate_when.column]).isin([_as_text(v) for v in spec.negate_when.equals])
         numbers = pd.to_numeric(values, errors="coerce")

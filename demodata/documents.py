@@ -299,3 +299,51 @@ def payments_of(invoice: Invoice, paid_amount: float) -> list[Payment]:
         earlier = max(invoice.invoice_date, last - timedelta(days=rng.randint(5, 20)))
         return [Payment(invoice, earlier, first), Payment(invoice, last, round(paid_amount - first, 2))]
     return [Payment(invoice, last, round(paid_amount, 2))]
+
+
+# ---------------------------------------------------------------- order lines
+
+# (code, name, category): what the demo companies sell.
+PRODUCTS = [
+    ("TEA-001", "Longjing green tea 250 g", "Tea"), ("TEA-002", "Pu'er tea cake 357 g", "Tea"),
+    ("TEA-003", "Jasmine tea 500 g", "Tea"), ("ELE-001", "USB-C charger 65 W", "Electronics"),
+    ("ELE-002", "Bluetooth headset", "Electronics"), ("ELE-003", "LED panel 60x60", "Electronics"),
+    ("FUR-001", "Office chair", "Furniture"), ("FUR-002", "Standing desk", "Furniture"),
+    ("PAC-001", "Carton box 40x30x30", "Packaging"), ("PAC-002", "Stretch film 500 mm", "Packaging"),
+    ("MAC-001", "Bench drill", "Machinery"), ("MAC-002", "Air compressor 50 l", "Machinery"),
+    ("TEX-001", "Cotton fabric roll", "Textiles"), ("TEX-002", "Work gloves (12 pairs)", "Textiles"),
+]
+CATEGORIES = sorted({p[2] for p in PRODUCTS})
+
+
+@dataclass(slots=True)
+class OrderLine:
+    order: Order
+    n: int  # 1-based position in the order
+    product: tuple[str, str, str]
+    quantity: int
+    unit_price: float
+
+    @property
+    def amount(self) -> float:
+        return round(self.quantity * self.unit_price, 2)
+
+
+def lines_of(order: Order) -> list[OrderLine]:
+    """One to three lines whose amounts add up to the order's total (to the cent, give or take rounding of the
+    unit price), mostly from the customer's two favourite categories. Seeded by the customer and the order's
+    creation time, so that other generated rows stay as they were. Bad orders have none."""
+    if order.defect or order.amount <= 0:
+        return []
+    favourite = random.Random(f"taste:{order.record.source_id}").sample(CATEGORIES, 2)
+    rng = random.Random(f"lines:{order.record.source_id}:{order.created.isoformat()}")
+    weights = [rng.uniform(0.2, 1.0) for _ in range(rng.choice((1, 1, 2, 3)))]
+    parts = [round(order.amount * w / sum(weights), 2) for w in weights]
+    parts[-1] = round(order.amount - sum(parts[:-1]), 2)
+    lines = []
+    for n, part in enumerate(parts, 1):
+        category = rng.choice(favourite) if rng.random() < 0.75 else rng.choice(CATEGORIES)
+        product = rng.choice([p for p in PRODUCTS if p[2] == category])
+        quantity = rng.randint(1, 12)
+        lines.append(OrderLine(order, n, product, quantity, round(part / quantity, 4)))
+    return lines

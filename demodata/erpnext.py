@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
-from .documents import RATES_TO_CNY, Documents, Invoice, payments_of
+from .documents import RATES_TO_CNY, Documents, Invoice, lines_of, payments_of
 from .records import Record, source_id
 
 SCHEMA = {
@@ -22,6 +22,9 @@ SCHEMA = {
                          "posting_date TEXT", "due_date TEXT", "is_return INTEGER", "currency TEXT",
                          "conversion_rate REAL", "grand_total REAL", "outstanding_amount REAL", "status TEXT",
                          "docstatus INTEGER", "creation TEXT", "modified TEXT"],
+    "tabSales Order Item": ["name TEXT PRIMARY KEY", 'parent TEXT REFERENCES "tabSales Order"(name)', "idx INTEGER",
+                            "item_code TEXT", "item_name TEXT", "item_group TEXT", "qty REAL", "rate REAL",
+                            "amount REAL", "creation TEXT", "modified TEXT"],
     "tabPayment Entry": ["name TEXT PRIMARY KEY", "payment_type TEXT", "party_type TEXT",
                          'party TEXT REFERENCES "tabCustomer"(name)', "posting_date TEXT", "paid_amount REAL",
                          "paid_from_account_currency TEXT", "docstatus INTEGER", "creation TEXT", "modified TEXT"],
@@ -91,6 +94,10 @@ def write(path: Path, records: list[Record], docs: Documents, anchor: date) -> N
     insert("tabCustomer", customers)
     insert("tabSales Order", ((o.number, o.record.source_id, ds(o.ordered.date()), *ORDER_STATUS[o.status],
                                o.currency, o.amount, COMPANY, ts(o.created), ts(o.written)) for o in docs.orders))
+    insert("tabSales Order Item", ((f"{o.number}-{line.n}", o.number, line.n, line.product[0], line.product[1],
+                                    line.product[2], line.quantity, line.unit_price, line.amount, ts(o.created),
+                                    ts(o.written or o.created))
+                                   for o in docs.orders for line in lines_of(o)))
     rows = []
     for i in docs.invoices:
         status, docstatus, outstanding = _invoice_status(i, anchor)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
-from .documents import Documents, currency_table, customer_ref, payments_of
+from .documents import CATEGORIES, PRODUCTS, Documents, currency_table, customer_ref, lines_of, payments_of
 from .records import Record
 
 SCHEMA = {
@@ -34,6 +34,13 @@ SCHEMA = {
         "id INTEGER PRIMARY KEY", "debit_move_id INTEGER REFERENCES account_move_line(id)",
         "credit_move_id INTEGER REFERENCES account_move_line(id)", "amount REAL",
         "debit_currency_id INTEGER REFERENCES res_currency(id)", "max_date TEXT", "create_date TEXT", "write_date TEXT"],
+    "product_category": ["id INTEGER PRIMARY KEY", "name TEXT"],
+    "product_template": ["id INTEGER PRIMARY KEY", "name TEXT", "categ_id INTEGER REFERENCES product_category(id)"],
+    "product_product": ["id INTEGER PRIMARY KEY", "product_tmpl_id INTEGER REFERENCES product_template(id)",
+                        "default_code TEXT"],
+    "sale_order_line": ["id INTEGER PRIMARY KEY", "order_id INTEGER REFERENCES sale_order(id)",
+                        "product_id INTEGER REFERENCES product_product(id)", "name TEXT", "product_uom_qty REAL",
+                        "price_unit REAL", "price_subtotal REAL", "create_date TEXT", "write_date TEXT"],
     "helpdesk_ticket_stage": ["id INTEGER PRIMARY KEY", "name TEXT", "is_close INTEGER"],
     "helpdesk_ticket": [
         "id INTEGER PRIMARY KEY", "number TEXT", "name TEXT", "partner_id INTEGER REFERENCES res_partner(id)",
@@ -102,6 +109,14 @@ def write(path: Path, records: list[Record], docs: Documents) -> None:
                              *MOVE_STATE[i.status], partner(i), ds(i.invoice_date), ds(i.due_date), i.amount,
                              i.residual, currency_id[i.currency], ts(i.created), ts(i.written))
                             for i in docs.invoices))
+    category_id = {name: n for n, name in enumerate(CATEGORIES, 1)}
+    insert("product_category", ((n, name) for name, n in category_id.items()))
+    insert("product_template", ((n, p[1], category_id[p[2]]) for n, p in enumerate(PRODUCTS, 1)))
+    insert("product_product", ((n, n, p[0]) for n, p in enumerate(PRODUCTS, 1)))
+    product_id = {p[0]: n for n, p in enumerate(PRODUCTS, 1)}
+    insert("sale_order_line", ((o.id * 10 + line.n, o.id, product_id[line.product[0]], line.product[1], line.quantity,
+                                line.unit_price, line.amount, ts(o.created), ts(o.written or o.created))
+                               for o in docs.orders for line in lines_of(o)))
     lines, partials = _reconciliations(docs, currency_id)
     insert("account_move_line", lines)
     insert("account_partial_reconcile", partials)

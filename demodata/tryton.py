@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import DAY, ds, ts
-from .documents import Documents, currency_table, customer_ref, payments_of
+from .documents import CATEGORIES, PRODUCTS, Documents, currency_table, customer_ref, lines_of, payments_of
 from .records import Record
 
 SCHEMA = {
@@ -34,6 +34,15 @@ SCHEMA = {
                         "party INTEGER REFERENCES party_party(id)", "invoice_date TEXT", "payment_term_date TEXT",
                         "total_amount_cache REAL", "currency INTEGER REFERENCES currency_currency(id)",
                         "create_date TEXT", "write_date TEXT"],
+    "product_category": ["id INTEGER PRIMARY KEY", "name TEXT"],
+    "product_template": ["id INTEGER PRIMARY KEY", "name TEXT"],
+    "product_template-product_category": ["id INTEGER PRIMARY KEY",
+                                          "template INTEGER REFERENCES product_template(id)",
+                                          "category INTEGER REFERENCES product_category(id)"],
+    "product_product": ["id INTEGER PRIMARY KEY", "template INTEGER REFERENCES product_template(id)", "code TEXT"],
+    "sale_line": ["id INTEGER PRIMARY KEY", "sale INTEGER REFERENCES sale_sale(id)", "sequence INTEGER",
+                  "product INTEGER REFERENCES product_product(id)", "description TEXT", "quantity REAL",
+                  "unit_price REAL", "create_date TEXT", "write_date TEXT"],
     # Payment lines of invoices: Tryton links them through the relation table of Invoice.payment_lines.
     "account_move_line": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "date TEXT",
                           "debit REAL", "credit REAL", "create_date TEXT", "write_date TEXT"],
@@ -116,6 +125,15 @@ def write(path: Path, records: list[Record], docs: Documents, now: datetime) -> 
                                 ds(i.due_date),
                                 None if i.status in ("draft", "validated") else (-i.amount if i.kind == "credit_note" else i.amount),
                                 currency_id[i.currency], ts(i.created), ts(i.written)) for i in docs.invoices))
+    category_id = {name: n for n, name in enumerate(CATEGORIES, 1)}
+    insert("product_category", ((n, name) for name, n in category_id.items()))
+    insert("product_template", ((n, p[1]) for n, p in enumerate(PRODUCTS, 1)))
+    insert("product_template-product_category", ((n, n, category_id[p[2]]) for n, p in enumerate(PRODUCTS, 1)))
+    insert("product_product", ((n, n, p[0]) for n, p in enumerate(PRODUCTS, 1)))
+    product_id = {p[0]: n for n, p in enumerate(PRODUCTS, 1)}
+    insert("sale_line", ((o.id * 10 + line.n, o.id, line.n, product_id[line.product[0]], line.product[1],
+                          line.quantity, line.unit_price, ts(o.created), ts(o.written or o.created))
+                         for o in docs.orders for line in lines_of(o)))
     lines, links = [], []
     for i in docs.invoices:
         # Tryton's invoice has no residual column here: only fully paid invoices carry payment lines.

@@ -20,15 +20,17 @@ Value ledger -- one line per valued event, signed, in the reporting currency:
     cost_to_serve   service ticket               opened_at            -cost_to_serve_by_priority[priority]
     payment         payment, status=posted       paid_date 00:00Z     +amount * rate   (cash received:
                                                                         not revenue, not a cost)
+    order           order (not draft/cancelled)  ordered_at           +total_amount * rate  (booked demand:
+                                                                        not revenue, not a cost)
 
 The sign comes from ``kind``, not from the stored amount (ERPs differ on whether credit notes are
 stored negative); ``amount_original`` is the signed amount in the document currency, so
 ``value = round(amount_original * rate, 2)``. A ticket's cost is already in the reporting currency
 (``currency`` = reporting currency, rate 1); a ticket with a missing or unknown priority is charged
 as ``unknown_priority_as``. Invoices that cannot be converted (see ``enrich.fx``) are not in the
-ledger; they are listed in ``unconverted``. Orders are behaviour, not value: revenue is recognised on
-invoices, so orders have no ledger line. Ledger rows are ordered by customer (in the order of
-``customers``), then occurred_at.
+ledger; they are listed in ``unconverted``. Revenue is recognised on invoices: order and payment lines
+record demand booked and cash received, and no value sum (``enrich.value``) includes them. Ledger rows are
+ordered by customer (in the order of ``customers``), then occurred_at.
 """
 from __future__ import annotations
 
@@ -120,6 +122,7 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
     o_date = o["ordered_at"].dt.tz_localize(None).dt.normalize()
     o_rate = rates_for(o["currency"], o_date, fx_rates, rep)
     o["value"] = (o["total_amount"].astype("float64") * o_rate).round(2)
+    o["rate"] = o_rate  # order lines are valued at their order's rate
     o["converted"] = o_rate.notna()
     o["_doc_date"] = o_date
 
@@ -206,7 +209,14 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
         "line_type": "payment", "occurred_at": paid["occurred_at"], "amount_original": paid["amount"],
         "currency": paid["currency"], "value": paid["value"],
     })
-    parts = [p for p in (inv_lines, ticket_lines, payment_lines) if len(p)]
+    booked = o.loc[o["converted"]]
+    order_lines = pd.DataFrame({
+        "cust": booked["cust"], "source_system": booked["source_system"], "source_id": booked["source_id"],
+        "line_type": "order", "occurred_at": booked["ordered_at"],
+        "amount_original": booked["total_amount"].astype("float64"), "currency": booked["currency"],
+        "value": booked["value"],
+    })
+    parts = [p for p in (inv_lines, ticket_lines, payment_lines, order_lines) if len(p)]
     ledger = pd.concat(parts, ignore_index=True) if parts else inv_lines.iloc[0:0]
     # Customers in input order, then time; stable, so equal times keep invoice-then-ticket input order.
     ledger = ledger.sort_values(["cust", "occurred_at"], kind="stable", ignore_index=True)

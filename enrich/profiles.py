@@ -18,7 +18,7 @@ import pandas as pd
 from .credit import CREDIT_COLUMNS, add_credit_scores, payment_behaviour, receivables
 from .ledger import LEDGER_COLUMNS, UNCONVERTED_COLUMNS, scope_documents
 from .loyalty import add_demand, add_loyalty_and_churn, order_rhythm
-from .sales import sales_behaviour
+from .sales import category_preferences, sales_behaviour
 from .service import service_metrics
 from .settings import EnrichmentSettings
 from .value import VALUE_COLUMNS, add_clv, add_net_value, add_segment, relationship_value
@@ -30,7 +30,7 @@ PROFILE_COLUMNS = GOLDEN_COLUMNS + [
     "reporting_currency", "as_of",
     # sales behaviour
     "order_count", "first_order_at", "last_order_at", "recency_days", "orders_12m",
-    "order_value_total", "avg_order_value", "top_channel",
+    "order_value_total", "avg_order_value", "top_channel", "top_categories", "top_category_share",
     # relationship value
     "lifetime_revenue", "revenue_12m", "revenue_prev_12m", "cost_to_serve", "cost_to_serve_12m",
     "net_value", "net_value_12m",
@@ -73,6 +73,11 @@ class EnrichmentResult:
     unconverted: pd.DataFrame  # documents without an FX rate (enrich.ledger.UNCONVERTED_COLUMNS)
 
 
+def _order_lines(lines: pd.DataFrame | None) -> pd.DataFrame:
+    columns = ["source_system", "order_source_id", "category", "line_amount"]
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}) if lines is None else lines[columns]
+
+
 def _as_utc(as_of: pd.Timestamp) -> pd.Timestamp:
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is None:
@@ -83,9 +88,11 @@ def _as_utc(as_of: pd.Timestamp) -> pd.Timestamp:
 def build_profiles(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.DataFrame,
                    invoices: pd.DataFrame, tickets: pd.DataFrame, fx_rates: pd.DataFrame,
                    settings: EnrichmentSettings, as_of: pd.Timestamp,
-                   payments: pd.DataFrame | None = None) -> EnrichmentResult:
+                   payments: pd.DataFrame | None = None,
+                   order_lines: pd.DataFrame | None = None) -> EnrichmentResult:
     """Enrich every customer in ``customers``; see the module docstring and enrich/DEFINITIONS.md. Without
-    ``payments`` (a source without a payment stream), the payment-behaviour fields are empty."""
+    ``payments`` or ``order_lines`` (sources without those streams), the payment-behaviour or product
+    preference fields are empty."""
     as_of = _as_utc(as_of)
     if customers["customer_id"].duplicated().any():
         dup = customers.loc[customers["customer_id"].duplicated(), "customer_id"].iloc[0]
@@ -101,6 +108,7 @@ def build_profiles(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd.
     p.insert(len(GOLDEN_COLUMNS) + 1, "as_of", pd.Series(as_of, index=p.index).astype("datetime64[ns, UTC]"))
     aggregates = [
         sales_behaviour(docs.orders, as_of, start_12m),
+        category_preferences(_order_lines(order_lines), docs.orders, settings.top_categories_count),
         order_rhythm(docs.orders, start_12m),
         relationship_value(docs.ledger, as_of, start_12m, start_prev_12m),
         receivables(docs.invoices, as_of_date),

@@ -12,6 +12,13 @@ Per customer, over its orders o:
 
 Orders whose currency could not be converted still count in order_count, recency and frequency but
 not in any money value (they are listed in ``EnrichmentResult.unconverted``).
+
+Product preferences, from the order lines of those orders that were converted (a line is valued at its
+order's rate: value = round(line_amount * rate, 2)); lines without a category are left out:
+
+    top_categories      = the top_categories_count categories by summed line value, "; "-joined
+                          (ties: alphabetically first); null without valued, categorised lines
+    top_category_share  = value of the first of them / value of all categorised lines, 4 decimals
 """
 from __future__ import annotations
 
@@ -40,3 +47,23 @@ def sales_behaviour(orders: pd.DataFrame, as_of: pd.Timestamp, start_12m: pd.Tim
            .drop_duplicates("cust").set_index("cust")["channel"])
     out["top_channel"] = top.reindex(out.index)
     return out[SALES_COLUMNS]
+
+
+PREFERENCE_COLUMNS = ["top_categories", "top_category_share"]
+
+
+def category_preferences(lines: pd.DataFrame, orders: pd.DataFrame, count: int) -> pd.DataFrame:
+    """top_categories and top_category_share per customer (indexed by ``cust``); see the module docstring."""
+    valued = orders.loc[orders["converted"], ["source_system", "source_id", "cust", "rate"]]
+    joined = lines.loc[lines["category"].notna(), ["source_system", "order_source_id", "category", "line_amount"]]
+    joined = joined.merge(valued.rename(columns={"source_id": "order_source_id"}),
+                          on=["source_system", "order_source_id"], how="inner", sort=False)
+    joined["value"] = (joined["line_amount"].astype("float64") * joined["rate"]).round(2)
+    by = joined.groupby(["cust", "category"], sort=False)["value"].sum().reset_index()
+    by = by.sort_values(["cust", "value", "category"], ascending=[True, False, True], kind="stable")
+    total = by.groupby("cust", sort=False)["value"].sum()
+    top = by.groupby("cust", sort=False).head(count)
+    out = pd.DataFrame({"top_categories": top.groupby("cust", sort=False)["category"].agg("; ".join)})
+    first = by.drop_duplicates("cust").set_index("cust")["value"]
+    out["top_category_share"] = (first / total).where(total > 0).round(4).reindex(out.index)
+    return out[PREFERENCE_COLUMNS]

@@ -74,6 +74,10 @@ class EnrichmentSettings(_Settings):
                                    description="A customer with tenure_days below this and no previous-year "
                                                "revenue counts as growth_potential when revenue_12m > 0.")
 
+    # --- sales behaviour ---------------------------------------------------------------------
+    top_categories_count: int = Field(3, ge=1, le=10,
+                                      description="How many product categories top_categories lists.")
+
     # --- credit ------------------------------------------------------------------------------
     credit_b_max_overdue_share: float = Field(0.25, ge=0, le=1,
                                               description="Class B when 0 < overdue_share <= this.")

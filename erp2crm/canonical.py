@@ -62,6 +62,14 @@ SERVICE_TICKET = Entity("service_ticket", "service_tickets", {
     "updated_at": TIMESTAMP,
 })
 
+ORDER_LINE = Entity("order_line", "order_lines", {
+    **_KEYS,
+    "customer_source_id": STRING, "order_source_id": STRING,
+    "product_code": STRING, "product_name": STRING, "category": STRING,
+    "quantity": FLOAT, "line_amount": FLOAT,  # in the order's currency
+    "updated_at": TIMESTAMP,
+})
+
 PAYMENT = Entity("payment", "payments", {
     **_KEYS,
     # One allocation of a customer payment to one invoice (a payment split over two invoices is two rows).
@@ -75,8 +83,9 @@ PAYMENT = Entity("payment", "payments", {
 # 'value' is not ..."); the staging gate quarantines such rows instead of letting the value become a null.
 PARSE_ERRORS = "parse_errors"
 
-ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, INVOICE, SERVICE_TICKET, PAYMENT)}
-DOCUMENT_ENTITIES = ("order", "invoice", "service_ticket", "payment")
+ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, ORDER_LINE, INVOICE, SERVICE_TICKET,
+                                                   PAYMENT)}
+DOCUMENT_ENTITIES = ("order", "order_line", "invoice", "service_ticket", "payment")
 
 ORDER_STATUSES = {"draft", "confirmed", "done", "cancelled"}
 INVOICE_KINDS = {"invoice", "credit_note"}

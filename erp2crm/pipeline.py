@@ -296,8 +296,8 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         customers = customers[~customers["held"].fillna(False).astype(bool)]
         orders, invoices, payments = (hub.read_entity(e) for e in ("order", "invoice", "payment"))
         result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices,
-                                hub.read_entity("service_ticket"),
-                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of), payments=payments)
+                                hub.read_entity("service_ticket"), load_fx_rates(CONFIG / config.fx_rates),
+                                settings, _utc(as_of), payments=payments, order_lines=hub.read_entity("order_line"))
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
         now = utcnow()

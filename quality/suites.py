@@ -304,6 +304,15 @@ def _specs() -> dict[str, SuiteSpec]:
                              "one of " + ", ".join(sorted(TICKET_STATUSES))),
             not_null("opened_at", "missing_date"),
         ), helpers=(CUSTOMER_KNOWN,)),
+        SuiteSpec("order_line", (
+            *staging_key_rules(),
+            *parse_rules(),
+            *required_text("order_source_id", "missing_key"),
+            not_negative("quantity", "negative_amount"),
+            not_negative("line_amount", "negative_amount"),
+            plausible_amount("line_amount"),
+            orphan_rule(),
+        ), helpers=(CUSTOMER_KNOWN,)),
         SuiteSpec("payment", (
             *staging_key_rules(),
             *parse_rules(),
@@ -353,7 +362,8 @@ def specs() -> dict[str, SuiteSpec]:
     return _SPECS
 
 
-SUITE_NAMES = ("customer_record", "order", "invoice", "service_ticket", "payment", "unified_customer", "profile")
+SUITE_NAMES = ("customer_record", "order", "order_line", "invoice", "service_ticket", "payment", "unified_customer",
+               "profile")
 
 
 def get_spec(name: str) -> SuiteSpec:

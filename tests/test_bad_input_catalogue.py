@@ -29,7 +29,8 @@ ODOO_TIMESTAMPS = {"res_partner": ("create_date", "write_date"),
                    "sale_order": ("date_order", "create_date", "write_date"),
                    "account_move": ("create_date", "write_date"),
                    "helpdesk_ticket": ("create_date", "closed_date", "write_date"),
-                   "account_partial_reconcile": ("create_date", "write_date")}
+                   "account_partial_reconcile": ("create_date", "write_date"),
+                   "sale_order_line": ("create_date", "write_date")}
 TABLES = {"customer_record": "res_partner", "order": "sale_order", "invoice": "account_move",
           "service_ticket": "helpdesk_ticket"}
 LONG = "x" * 300

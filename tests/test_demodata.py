@@ -446,6 +446,11 @@ EXPECTED_COLUMNS = {
         "sale_order": "id name partner_id date_order state amount_total currency_id create_date write_date",
         "account_move": "id name move_type state payment_state partner_id invoice_date invoice_date_due amount_total "
                         "amount_residual currency_id create_date write_date",
+        "product_category": "id name",
+        "product_template": "id name categ_id",
+        "product_product": "id product_tmpl_id default_code",
+        "sale_order_line": "id order_id product_id name product_uom_qty price_unit price_subtotal create_date "
+                           "write_date",
         "account_move_line": "id move_id partner_id date debit credit",
         "account_partial_reconcile": "id debit_move_id credit_move_id amount debit_currency_id max_date create_date "
                                      "write_date",
@@ -462,6 +467,7 @@ EXPECTED_COLUMNS = {
                             "outstanding_amount status docstatus creation modified",
         "tabIssue": "name subject customer raised_by status priority issue_type opening_date resolution_date creation "
                     "modified",
+        "tabSales Order Item": "name parent idx item_code item_name item_group qty rate amount creation modified",
         "tabPayment Entry": "name payment_type party_type party posting_date paid_amount paid_from_account_currency "
                             "docstatus creation modified",
         "tabPayment Entry Reference": "name parent reference_doctype reference_name allocated_amount creation modified",
@@ -477,6 +483,11 @@ EXPECTED_COLUMNS = {
         "account_invoice": "id number type state party invoice_date payment_term_date total_amount_cache currency "
                            "create_date write_date",
         "sale_complaint": "id number customer origin state date description create_date write_date",
+        "product_category": "id name",
+        "product_template": "id name",
+        "product_template-product_category": "id template category",
+        "product_product": "id template code",
+        "sale_line": "id sale sequence product description quantity unit_price create_date write_date",
         "account_move_line": "id party date debit credit create_date write_date",
         "account_invoice-account_move_line": "id invoice line create_date write_date",
     },
@@ -528,3 +539,20 @@ def test_payments_settle_exactly_what_each_invoice_says_is_paid(demo, system):
              "tryton": 'SELECT l.date, i.invoice_date FROM "account_invoice-account_move_line" r JOIN account_move_line l '
                        "ON l.id = r.line JOIN account_invoice i ON i.id = r.invoice"}[system]
     assert all(paid_on >= issued for paid_on, issued in query(out, system, dates))  # never before the invoice
+
+
+LINES = {  # per ERP: order total minus the sum of its lines
+    "odoo": "SELECT o.amount_total - SUM(l.price_subtotal) FROM sale_order o JOIN sale_order_line l ON l.order_id = o.id "
+            "GROUP BY o.id",
+    "erpnext": 'SELECT o.grand_total - SUM(l.amount) FROM "tabSales Order" o JOIN "tabSales Order Item" l '
+               "ON l.parent = o.name GROUP BY o.name",
+    "tryton": "SELECT o.total_amount_cache - SUM(l.quantity * l.unit_price) FROM sale_sale o JOIN sale_line l "
+              "ON l.sale = o.id WHERE o.total_amount_cache IS NOT NULL GROUP BY o.id",
+}
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_order_lines_add_up_to_their_order(demo, system):
+    out, _, _ = demo
+    gaps = [g for (g,) in query(out, system, LINES[system])]
+    assert len(gaps) > 50 and max(abs(g) for g in gaps) < 0.01 * 3  # unit prices carry 4 decimals

@@ -15,6 +15,7 @@ import pytest
 from demodata import generate
 from emulators.salesforce import SalesforceEmulator
 from erp2crm import local
+from erp2crm.canonical import ENTITIES
 from erp2crm.demo import DEMO_AS_OF, connections
 from erp2crm.pipeline import hub_store
 
@@ -54,7 +55,7 @@ def test_first_run_succeeds_and_accounts_for_every_row(world, first_run):
     assert sum(read.values()) == sum(summary["rows_in"].values())
 
 
-def test_payments_from_every_erp_reach_the_profiles_and_the_crm(world, first_run):
+def test_payments_and_order_lines_from_every_erp_reach_the_profiles_and_the_crm(world, first_run):
     _, summary = first_run
     assert all(counts.get("payment", 0) > 0 for counts in summary["rows_read"].values())
     profiles = pd.DataFrame([json.loads(p) for p in hub_store().read_table("profiles")["profile"]])
@@ -64,6 +65,11 @@ def test_payments_from_every_erp_reach_the_profiles_and_the_crm(world, first_run
     assert (settled["payments_received"] > 0).all()  # a settled invoice was paid with money received
     accounts = world["crm"].records("Account")
     assert sum(a.get("ERP2CRM_Avg_Days_Paid_Late__c") is not None for a in accounts) == len(settled)
+    # Order lines from every ERP give most customers with orders their top product categories.
+    assert all(counts.get("order_line", 0) > 0 for counts in summary["rows_read"].values())
+    with_orders = profiles[profiles["order_count"] > 0]
+    assert with_orders["top_categories"].notna().mean() > 0.9
+    assert sum(bool(a.get("ERP2CRM_Top_Categories__c")) for a in accounts) == with_orders["top_categories"].notna().sum()
 
 
 def test_bad_rows_are_quarantined_with_their_reason_and_nothing_else_is(world, first_run):
@@ -187,6 +193,6 @@ def test_run_report_and_data_docs_are_written_for_every_run(world, first_run):
         assert f"data_docs/{gate}/index.html" in page
     # Every link resolves to a file next to the report (the pages work offline, from any copy of the folder).
     links = [unquote(h) for h in re.findall(r"href='([^']+)'", page)]
-    assert len([h for h in links if "/validations/" in h]) == 7  # 5 staging entities, customers, profiles
+    assert len([h for h in links if "/validations/" in h]) == len(ENTITIES) + 2  # staging entities, customers, profiles
     assert all((report.parent / h).is_file() for h in links)
     assert TOKEN not in page

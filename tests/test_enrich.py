@@ -28,7 +28,7 @@ import pytest
 from enrich import EnrichmentResult, EnrichmentSettings, build_profiles, load_fx_rates, load_settings
 from enrich.profiles import PROFILE_COLUMNS
 from enrich.value import top_count
-from erp2crm.canonical import INVOICE, ORDER, PAYMENT, SERVICE_TICKET
+from erp2crm.canonical import INVOICE, ORDER, ORDER_LINE, PAYMENT, SERVICE_TICKET
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = pd.Timestamp("2026-07-01T00:00:00Z")
@@ -210,9 +210,18 @@ def test_ledger_lines_and_signs(result):
         ("C3", "T4"): ("cost_to_serve", -400.0, "CNY", -400.0),    # urgent
         ("C3", "T5"): ("cost_to_serve", -400.0, "CNY", -400.0),    # urgent
         ("C3", "T6"): ("cost_to_serve", -200.0, "CNY", -200.0),    # high
+        # orders: booked demand at the order's value (not revenue: see the value tests)
+        ("C1", "O0"): ("order", 6000.0, "CNY", 6000.0),
+        ("C1", "O1"): ("order", 1000.0, "CNY", 1000.0),
+        ("C1", "O2"): ("order", 2000.0, "CNY", 2000.0),
+        ("C1", "O3"): ("order", 1500.0, "CNY", 1500.0),
+        ("C1", "O5"): ("order", 100.0, "USD", 720.0),              # 100 USD * 7.2
+        ("C2", "P2"): ("order", 300.0, "USD", 2160.0),
+        ("C2", "P3"): ("order", 500.0, "USD", 3600.0),
+        ("C3", "Q1"): ("order", 800.0, "CNY", 800.0),
     }
-    # Not in the ledger: orders (behaviour, not value), I5 cancelled, I12 draft, I13 and T7 after as_of,
-    # IX/TX quarantined, I11 unconverted.
+    # Not in the ledger: O4 cancelled, P4 draft, O6 after as_of, P1 unconverted; I5 cancelled, I12 draft,
+    # I13 and T7 after as_of, IX/TX/X1 quarantined, I11 unconverted.
     assert list(result.ledger.columns) == ["customer_id", "source_system", "source_id", "line_type",
                                            "occurred_at", "amount_original", "currency", "value"]
     i6 = result.ledger.set_index("source_id").loc["I6"]
@@ -712,3 +721,43 @@ def test_unconvertible_payment_is_reported(paid, result):
     extra = paid.unconverted[paid.unconverted["entity"] == "payment"]
     assert list(extra["source_id"]) == ["PB2"] and list(extra["reason"]) == ["missing_fx_rate"]
     assert profile(paid, "C2")["unconverted_documents"] == profile(result, "C2")["unconverted_documents"] + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# product preferences from order lines (computed by hand below)
+# ---------------------------------------------------------------------------------------------
+def order_lines_frame(rows):
+    # row: (system, id, customer_source_id, order_source_id, category, line_amount)
+    keys = ("source_system", "source_id", "customer_source_id", "order_source_id", "category", "line_amount")
+    return _frame(ORDER_LINE, [dict(zip(keys, r)) for r in rows], timestamps=("updated_at",))
+
+
+ORDER_LINES = order_lines_frame([
+    # C1: Tea 4000 + 1000 = 5000; Electronics 2000 + 100 USD * 7.2 = 2720; Furniture 2000
+    ("erp_a", "L1", "100", "O0", "Tea", 4000.0),
+    ("erp_a", "L2", "100", "O0", "Furniture", 2000.0),
+    ("erp_a", "L3", "100", "O1", "Tea", 1000.0),
+    ("erp_a", "L4", "100", "O2", "Electronics", 2000.0),
+    ("erp_b", "L5", "300", "O5", "Electronics", 100.0),
+    ("erp_a", "L6", "100", "O4", "Machinery", 5000.0),   # cancelled order: ignored
+    ("erp_a", "L7", "100", "O6", "Machinery", 9000.0),   # order after as_of: ignored
+    # C2: P1 has no USD rate (ignored); Textiles 300 + 200 USD = 3600 CNY, Packaging 300 USD = 2160 CNY
+    ("erp_b", "M1", "100", "P1", "Packaging", 200.0),
+    ("erp_b", "M2", "100", "P2", "Textiles", 300.0),
+    ("erp_b", "M3", "100", "P3", "Textiles", 200.0),
+    ("erp_b", "M4", "100", "P3", "Packaging", 300.0),
+    # C3: a line without a category says nothing about preferences
+    ("erp_a", "N1", "200", "Q1", None, 800.0),
+])
+
+
+def test_top_product_categories_by_hand():
+    r = run(order_lines=ORDER_LINES)
+    c1, c2, c3 = (profile(r, c) for c in ("C1", "C2", "C3"))
+    assert c1["top_categories"] == "Tea; Electronics; Furniture"
+    assert c1["top_category_share"] == 0.5144  # 5000 / (5000 + 2720 + 2000)
+    assert c2["top_categories"] == "Textiles; Packaging" and c2["top_category_share"] == 0.625  # 3600 / 5760
+    assert pd.isna(c3["top_categories"]) and pd.isna(c3["top_category_share"])
+    assert pd.isna(profile(run(), "C1")["top_categories"])  # a source without order lines: no preference
+    one = run(settings=DEFAULTS.model_copy(update={"top_categories_count": 1}), order_lines=ORDER_LINES)
+    assert profile(one, "C1")["top_categories"] == "Tea" and profile(one, "C1")["top_category_share"] == 0.5144

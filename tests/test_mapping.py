@@ -158,3 +158,16 @@ def test_unknown_table_or_column_is_a_config_error_naming_mapping_and_field(tmp_
 
 def test_check_counts_rows_per_stream(shop):
     assert shop.check() == {"customer_record": 3, "order": 4}  # the purchase is outside the stream
+
+
+def test_lookup_keys_match_when_the_key_column_reads_as_floats(tmp_path, shop):
+    """A key column with a null (a view, a careless export) reads as floats: 1.0 must still find "1"."""
+    import sqlite3
+
+    con = sqlite3.connect(shop.engine.url.database)
+    con.executescript("create table countries2 as select * from countries; insert into countries2 values (null, 'XX');"
+                      "drop table countries; alter table countries2 rename to countries;")
+    con.commit()
+    con.close()
+    customers = _all(SqlSource("shop", shop.mapping, shop.engine), "customer_record").set_index("source_id")
+    assert customers.at["1", "country"] == "CN" and customers.at["2", "country"] == "DE"
