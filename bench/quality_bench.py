@@ -1,7 +1,7 @@
 """Benchmark: the staging quality gate (``quality.validate``) on 1M staged rows.
 
-At ``--scale 1.0``: 250k rows each of ``customer_record``, ``order``, ``invoice`` and
-``service_ticket`` (1M rows in total), shaped like ``HubStore.read_staged`` returns them
+At ``--scale 1.0``: 166,666 rows each of the six staging suites (``customer_record``, ``order``, ``order_line``, ``invoice``,
+``service_ticket``, ``payment``; 1M rows in total), shaped like ``HubStore.read_staged`` returns them
 (``hub.frames.coerce`` with the canonical fields). The data is synthetic and deterministic
 (``numpy.random.default_rng(seed)``). About 0.1% of the rows of every suite (``--bad-share``) are
 made bad, spread evenly over several kinds per suite (missing/blank key, duplicate key, missing or
@@ -16,7 +16,7 @@ pipeline's order (customer_record first), as ``erp2crm.pipeline.validate_staged`
 
 Timed: each ``quality.validate(df, suite, known_customers=...)`` call, per suite and in total; the
 median of ``--runs`` runs is reported. Not timed, reported separately: importing Great Expectations,
-creating the process-wide ephemeral context (``quality.gate.gx_state()``), registering the four
+creating the process-wide ephemeral context (``quality.gate.gx_state()``), registering the six
 suites, and a warm-up validation of the first 1,000 rows of each suite (lazy one-off initialisation
 inside GX). Peak memory: see ``bench/_common.py``.
 
@@ -39,8 +39,8 @@ import _common  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 NAME = "quality_bench"
 TARGET_S = 20.0
-SUITES = ("customer_record", "order", "invoice", "service_ticket")
-BASE_ROWS = 250_000  # per suite at scale 1.0
+SUITES = ("customer_record", "order", "order_line", "invoice", "service_ticket", "payment")
+BASE_ROWS = 1_000_000 // len(SUITES)  # per suite at scale 1.0: 1M staged rows in all
 NOW = pd.Timestamp("2026-11-01", tz="UTC")
 
 GIVEN = ["Wei", "Fang", "Li", "Na", "Jun", "Anna", "Lukas", "Maria", "John", "Emma", "Hao", "Xiu Ying",
@@ -60,7 +60,11 @@ BAD_KINDS = {
                 "missing_date", "missing_updated_at"],
     "service_ticket": ["missing_key", "duplicate_key", "closed_before_opened", "orphan_customer",
                        "invalid_status", "missing_date", "missing_updated_at"],
+    "order_line": ["missing_key", "duplicate_key", "negative_amount", "orphan_customer", "missing_updated_at"],
+    "payment": ["missing_key", "duplicate_key", "negative_amount", "unknown_currency", "invalid_status",
+                "orphan_customer", "missing_date", "missing_updated_at"],
 }
+AMOUNT = {"order": "total_amount", "invoice": "total_amount", "order_line": "line_amount", "payment": "amount"}
 WARN_KINDS = {"missing_updated_at"}
 
 
@@ -157,7 +161,28 @@ def _clean_frames(rng, n: int) -> dict[str, pd.DataFrame]:
         "satisfaction": np.where(closed & (rng.random(n) < 0.4), rng.random(n).round(2), np.nan),
         "updated_at": opened,
     })
-    return {"customer_record": customers, "order": orders, "invoice": invoices, "service_ticket": tickets}
+    # ---- order lines ---------------------------------------------------------------------------
+    l_sys, l_ids, l_cust = doc_base("SOL")
+    lines = pd.DataFrame({
+        "source_system": l_sys, "source_id": l_ids, "customer_source_id": l_cust,
+        "order_source_id": o_ids[rng.integers(0, n, n)], "product_code": _ids("P", rng.integers(0, 500, n)),
+        "product_name": "Product", "category": _choice(rng, ["Tea", "Electronics", "Furniture", "Packaging"], n),
+        "quantity": rng.integers(1, 20, n).astype(float), "line_amount": rng.lognormal(6.0, 1.0, n).round(2),
+        "updated_at": _timestamps(rng, n),
+    })
+
+    # ---- payments ------------------------------------------------------------------------------
+    p_sys, p_ids, p_cust = doc_base("PAY")
+    paid_on = _timestamps(rng, n)
+    payments = pd.DataFrame({
+        "source_system": p_sys, "source_id": p_ids, "customer_source_id": p_cust,
+        "invoice_source_id": i_ids[rng.integers(0, n, n)], "payment_number": p_ids,
+        "status": _choice(rng, ["posted", "draft", "cancelled"], n, p=[0.95, 0.03, 0.02]),
+        "paid_date": paid_on.tz_localize(None).normalize(), "amount": rng.lognormal(7.5, 1.0, n).round(2),
+        "currency": _choice(rng, currencies[0], n, p=currencies[1]), "updated_at": paid_on,
+    })
+    return {"customer_record": customers, "order": orders, "order_line": lines, "invoice": invoices,
+            "service_ticket": tickets, "payment": payments}
 
 
 def _set(df: pd.DataFrame, pos, column: str, value) -> None:
@@ -203,7 +228,8 @@ def _inject(rng, suite: str, df: pd.DataFrame, n_bad: int) -> tuple[dict, np.nda
         elif kind == "negative_amount":
             if suite == "invoice":
                 _set(df, pos, "kind", "invoice")
-            _set(df, pos, "total_amount", -123.45)
+                _set(df, pos, "outstanding_amount", 0.0)
+            _set(df, pos, AMOUNT[suite], -123.45)
         elif kind == "missing_amount":
             _set(df, pos, "status", "paid" if suite == "invoice" else "done")
             _set(df, pos, "total_amount", np.nan)
@@ -214,7 +240,7 @@ def _inject(rng, suite: str, df: pd.DataFrame, n_bad: int) -> tuple[dict, np.nda
         elif kind == "orphan_customer":
             _set(df, pos, "customer_source_id", f"ORPHAN{j:06d}")
         elif kind == "missing_date":
-            _set(df, pos, {"order": "ordered_at", "invoice": "invoice_date",
+            _set(df, pos, {"order": "ordered_at", "invoice": "invoice_date", "payment": "paid_date",
                            "service_ticket": "opened_at"}[suite], pd.NaT)
         elif kind == "due_before_issue":
             _set(df, pos, "due_date", df.iat[pos, df.columns.get_loc("invoice_date")] - pd.Timedelta(days=5))
@@ -256,7 +282,7 @@ def make_data(scale: float, seed: int, bad_share: float):
 
 def main(argv=None) -> int:
     ap = _common.arg_parser(NAME, __doc__.splitlines()[0],
-                            "multiplier on 250k rows per suite (default 1.0 = 1M rows in total)")
+                            "multiplier on 166,666 rows per suite (default 1.0 = 1M rows in total)")
     ap.add_argument("--bad-share", type=float, default=0.001, help="share of bad rows per suite (default 0.001)")
     args = ap.parse_args(argv)
 

@@ -18,7 +18,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 ROWS = [
     ("enrich_bench", "`enrich.build_profiles` — 100k customers, 3M orders, 1M invoices, 300k tickets",
      "median_s"),
-    ("quality_bench", "`quality.validate`, 4 staging suites — 1M rows (4 × 250k)", "median_total_s"),
+    ("quality_bench", "`quality.validate`, 6 staging suites — 1M rows (6 × 166,666)", "median_total_s"),
 ]
 
 
