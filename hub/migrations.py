@@ -24,6 +24,8 @@ def _v1_initial(conn: Connection) -> None:
 
 def _add_columns(conn: Connection, table: Table, names: list[str]) -> None:
     """ALTER TABLE ADD COLUMN for each missing column (a database created by v1 at a later release has them)."""
+    if not inspect(conn).has_table(table.name):
+        return  # a table added by a later migration is created whole there
     present = {c["name"] for c in inspect(conn).get_columns(table.name)}
     for name in names:
         if name not in present:
@@ -42,9 +44,15 @@ def _v3_confirmed_payload(conn: Connection) -> None:
     _add_columns(conn, schema.push_state, ["payload"])
 
 
+def _v4_new_entity_tables(conn: Connection) -> None:
+    """Tables of entities added since (order_line, payment): create_all creates only the missing ones."""
+    schema.metadata.create_all(conn)
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
-              (3, "last confirmed payload per target and customer", _v3_confirmed_payload)]
+              (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
+              (4, "order line and payment tables", _v4_new_entity_tables)]
 LATEST = MIGRATIONS[-1][0]
 
 
