@@ -114,8 +114,11 @@ def _ledger(customer_ids: pd.Index, parts: list[tuple]) -> pd.DataFrame:
     parts = [p for p in parts if len(p[0])]
 
     def gather(get, dtype=object):
-        arrays = [np.full(len(p[0]), get(p), dtype=dtype) if np.isscalar(get(p)) else np.asarray(get(p), dtype=dtype)
-                  for p in parts]
+        arrays = []
+        for p in parts:
+            values = get(p)
+            arrays.append(np.full(len(p[0]), values, dtype=dtype) if np.isscalar(values)
+                          else np.asarray(values, dtype=dtype))
         return np.concatenate(arrays) if arrays else np.empty(0, dtype)
 
     cust = gather(lambda p: p[0]["cust"], np.int64)

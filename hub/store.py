@@ -141,7 +141,7 @@ class HubStore:
         for entry_id, system, record_id in zip(held["id"], held["source_system"], held["record_id"]):
             key = (system if isinstance(system, str) else None, record_id)
             if record_id is None or (isinstance(record_id, float) and pd.isna(record_id)):
-                continue  # a row without a key cannot be matched again; it stays listed until dismissed
+                continue  # a row without a key cannot be matched again: it stays held (a later read adds a new entry)
             if key in failed_keys:
                 outcome["superseded"].append(int(entry_id))
             elif key in checked_keys:
