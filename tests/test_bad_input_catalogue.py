@@ -168,6 +168,14 @@ def plant(db, bad_rows: pd.DataFrame) -> dict[tuple[str, str], list[str | None]]
     con.execute(f"INSERT INTO account_move ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                 [values[c] for c in columns])
     planted[("vendor bill", "outside the stream")] = [str(next_id)]
+    # A good order the ERP never stamped with a change time: a full refresh reads it all the same.
+    columns = [r[1] for r in con.execute("PRAGMA table_info(sale_order)")]
+    values = dict(zip(columns, con.execute("SELECT * FROM sale_order WHERE id = ?",
+                                           (templates["order"][0],)).fetchone()))
+    values.update(id=next_id + 1, name="SO-UNSTAMPED", create_date=None, write_date=None)
+    con.execute(f"INSERT INTO sale_order ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [values[c] for c in columns])
+    planted[("order", "without a change time")] = [str(next_id + 1)]
     con.commit()
     con.close()
     return planted
@@ -229,6 +237,13 @@ def test_rows_outside_a_stream_are_not_read_at_all(catalogue_run):
     bill = catalogue_run["planted"][("vendor bill", "outside the stream")][0]
     assert bill not in set(catalogue_run["held"]["record_id"].dropna())
     assert bill not in set(hub_store().read_entity("invoice")["source_id"])
+
+
+def test_a_full_refresh_reads_rows_without_a_change_time(catalogue_run):
+    order = catalogue_run["planted"][("order", "without a change time")][0]
+    current = hub_store().read_entity("order").set_index("source_id")
+    assert order in current.index and pd.isna(current.at[order, "updated_at"])  # a warning, not a hold
+    assert order not in set(catalogue_run["held"]["record_id"].dropna())
 
 
 def test_nothing_else_is_held(catalogue_run):
