@@ -242,7 +242,8 @@ def _data_docs(config: SyncConfig, run_id: str, gate: str, results: list) -> str
         return None
 
 
-def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, table, flag: str, held_value: bool) -> dict:
+def _customer_gate(config: SyncConfig, hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, table, flag: str,
+                   held_value: bool) -> dict:
     """Validate one row per customer; set `flag` to `held_value` on failing customers (the opposite on the
     others) and quarantine them."""
     import quality
@@ -257,7 +258,7 @@ def _customer_gate(hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, 
     reasons = (result.quarantined["reason_code"].str.split(";").explode().value_counts().to_dict()
                if len(result.quarantined) else {})
     return {**_gate_counts(result), "released": settled["released"], "reasons": reasons,
-            "data_docs": _data_docs(load_config(), run_id, suite, [result])}
+            "data_docs": _data_docs(config, run_id, suite, [result])}
 
 
 def _check_held_share(what: str, counts: dict, limit: float) -> None:
@@ -275,11 +276,12 @@ def validate_customers(run_id: str) -> dict:
     """Unified-customer gate: a failing golden record is held (not profiled, not pushed) and quarantined."""
     from hub.schema import customers
 
-    hub = hub_store()
+    config = load_config()
+    hub = hub_store(config)
     with _stage(hub, run_id, "validate:unified_customer") as counts:
-        counts.update(_customer_gate(hub, run_id, hub.read_table("customers"), "unified_customer",
+        counts.update(_customer_gate(config, hub, run_id, hub.read_table("customers"), "unified_customer",
                                      customers, "held", True))
-    _check_held_share("unified customers", counts, load_config().quality.max_held_customer_share)
+    _check_held_share("unified customers", counts, config.quality.max_held_customer_share)
     return counts
 
 
@@ -326,13 +328,14 @@ def validate_profiles(run_id: str) -> dict:
     """Profile gate, before the push: a failing profile is quarantined and not pushed."""
     from hub.schema import profiles
 
-    hub = hub_store()
+    config = load_config()
+    hub = hub_store(config)
     with _stage(hub, run_id, "validate:profile") as counts:
         stored = hub.read_table("profiles")
         frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])
-        counts.update(_customer_gate(hub, run_id, frame, "profile", profiles, "push_ready", False))
-    _check_held_share("profiles", counts, load_config().quality.max_held_customer_share)
+        counts.update(_customer_gate(config, hub, run_id, frame, "profile", profiles, "push_ready", False))
+    _check_held_share("profiles", counts, config.quality.max_held_customer_share)
     return counts
 
 

@@ -19,12 +19,13 @@ def _confirmed(hub: HubStore, target: TargetConfig):
     return state[state["target"] == target.name]
 
 
-def plan(hub: HubStore, target: TargetConfig):
-    """(mapping, [(customer_id, payload, hash)] to send, [customer_id] unchanged)."""
+def plan(hub: HubStore, target: TargetConfig, state=None):
+    """(mapping, [(customer_id, payload, hash)] to send, [customer_id] unchanged); `state` is the target's
+    push state when the caller has read it already."""
     mapping = load_outbound(target.mapping_path)
     stored = hub.read_table("profiles")
     stored = stored[stored["push_ready"].fillna(False).astype(bool)]
-    state = _confirmed(hub, target)
+    state = _confirmed(hub, target) if state is None else state
     confirmed = dict(zip(state["customer_id"], state["payload_hash"]))
     to_send, unchanged = [], []
     for customer_id, profile in sorted(zip(stored["customer_id"], stored["profile"])):
@@ -71,9 +72,9 @@ def dry_run(hub: HubStore, target: TargetConfig) -> dict:
     """What the next push to `target` would do, field by field, without calling the CRM: a customer with no
     confirmed write is created, one whose payload differs from its last confirmed write is updated (with the
     fields that differ), the rest are unchanged."""
-    _, to_send, unchanged = plan(hub, target)
-    previous = {c: (json.loads(p) if isinstance(p, str) else None)
-                for c, p in zip(*(_confirmed(hub, target)[k] for k in ("customer_id", "payload")))}
+    state = _confirmed(hub, target)
+    _, to_send, unchanged = plan(hub, target, state)
+    previous = {c: (json.loads(p) if isinstance(p, str) else None) for c, p in zip(state["customer_id"], state["payload"])}
     changes = []
     for customer_id, payload, _ in to_send:
         if customer_id not in previous:
