@@ -151,6 +151,117 @@ def push(dry_run: bool, targets: tuple[str, ...], hub_url: str | None, limit: in
             click.echo(f"  ... and {hidden} more (--limit 0 lists all)")
 
 
+def _settings(config_file: Path | None):
+    from erp2crm.config import load_config
+    from erp2crm.pipeline import reconcile_settings
+
+    return reconcile_settings(load_config(config_file))
+
+
+def _fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(2)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Canonical customer records (CSV).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write one row per record: source_system, source_id, customer_id, match_band, match_score.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Sync configuration naming matching.yaml and survivorship.yaml (default: config/erp2crm.yaml).")
+@click.pass_context
+def reconcile(ctx: click.Context, input_path: Path | None, output_path: Path | None, config_file: Path | None) -> None:
+    """Identity resolution over a file, with the DAG's code and configuration."""
+    if ctx.invoked_subcommand:
+        return
+    if not input_path or not output_path:
+        raise click.UsageError("give --input and --output (or a subcommand: train)")
+    from erp2crm.errors import Erp2CrmError
+    from reconcile.batch import reconcile_file
+
+    try:
+        result = reconcile_file(input_path, output_path, _settings(config_file))
+    except Erp2CrmError as e:
+        _fail(e)
+    bands = result.crosswalk["match_band"].value_counts().to_dict()
+    click.echo(f"{len(result.crosswalk)} records → {result.crosswalk['customer_id'].nunique()} customers "
+               f"({', '.join(f'{k} {v}' for k, v in sorted(bands.items()))}); "
+               f"{len(result.reviews) if result.reviews is not None else 0} pairs to review; links in {output_path}")
+
+
+@reconcile.command("train")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--labels", "label_column", default=None,
+              help="A column holding each record's true customer: m probabilities come from it instead of EM.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Model file to write (default: the model matching.yaml names).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+def reconcile_train(input_path: Path, label_column: str | None, output_path: Path | None, config_file: Path | None) -> None:
+    """Estimate the probabilistic model's parameters from customer records."""
+    import pandas as pd
+
+    from erp2crm.errors import Erp2CrmError
+    from reconcile.batch import read_records
+    from reconcile.normalize import normalise_records
+    from reconcile.probabilistic import train
+
+    try:
+        settings = _settings(config_file)
+        prob = settings.matching.probabilistic
+        if prob is None:
+            raise click.UsageError("matching.yaml has no probabilistic section to train")
+        records = read_records(input_path)
+        frame = normalise_records(records, settings.matching.default_phone_region)
+        frame["unique_id"] = frame["source_system"] + ":" + frame["source_id"]
+        if label_column:
+            labels = pd.read_csv(input_path, dtype=str, usecols=[label_column])[label_column]
+            frame[label_column] = labels.values
+        out = output_path or prob.model_path
+        train(frame, prob, label_column, out)
+    except Erp2CrmError as e:
+        _fail(e)
+    click.echo(f"model trained on {len(frame)} records → {out}")
+
+
+@main.group()
+def review() -> None:
+    """The review queue: record pairs the matcher is unsure about, and people's decisions on them."""
+
+
+@review.command("list")
+@click.option("--hub", "hub_url", default=None, help="Hub store SQLAlchemy URL (default: the demo's).")
+@click.option("--decided", is_flag=True, help="List decisions instead of pending pairs.")
+def review_list(hub_url: str | None, decided: bool) -> None:
+    frame = _hub(hub_url).reviews(("accepted", "rejected") if decided else ("pending",))
+    if frame.empty:
+        click.echo("no decisions yet" if decided else "nothing to review")
+        return
+    for row in frame.itertuples(index=False):
+        fields = ", ".join(f"{name} {level} ({weight:+.1f})" for name, (level, weight) in row.fields.items())
+        who = f"  {row.decision} by {row.decided_by}" if decided else ""
+        click.echo(f"{row.left}  {row.right}  p={row.match_probability:.3f}{who}\n    {fields}")
+
+
+def _decide(decision: str, left: str, right: str, hub_url: str | None, by: str | None, note: str | None) -> None:
+    by = by or os.environ.get("USER") or "unknown"
+    queued = _hub(hub_url).decide_review(left, right, decision, by, note)
+    click.echo(f"{left} and {right}: {decision} by {by}" + ("" if queued else " (the pair was not in the queue)")
+               + "; the next sync applies it")
+
+
+for _decision, _verb, _help in (("accepted", "accept", "The two records are the same customer: merge them."),
+                                ("rejected", "reject", "The two records are different customers: never merge them.")):
+    @review.command(_verb, help=_help)
+    @click.argument("left")
+    @click.argument("right")
+    @click.option("--hub", "hub_url", default=None)
+    @click.option("--by", default=None, help="Who decides (default: $USER).")
+    @click.option("--note", default=None)
+    def _command(left, right, hub_url, by, note, _decision=_decision):
+        _decide(_decision, left, right, hub_url, by, note)
+
+
 @main.group()
 def mapping() -> None:
     """Mapping files."""

@@ -67,7 +67,8 @@ class SyncConfig(_Strict):
     quality: QualityConfig = QualityConfig()
     enrichment: str = "enrichment.yaml"  # file in config/
     fx_rates: str = "fx_rates.csv"  # file in config/
-    source_priority: list[str] = []  # survivorship: earlier sources win ties on golden-record fields
+    matching: str = "matching.yaml"  # identity resolution rules, blocking, comparisons, bands (config/)
+    survivorship: str = "survivorship.yaml"  # golden-record rules per field (config/)
     # Run reports and Data Docs; relative to $ERP2CRM_VAR. On several worker machines, a shared volume.
     reports_dir: str = "reports"
 

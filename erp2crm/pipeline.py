@@ -190,21 +190,23 @@ def _check_quarantine_share(per_source: dict, limit: float) -> None:
 
 # --- reconcile -------------------------------------------------------------------------------------------
 def reconcile_customers(run_id: str) -> dict:
-    from reconcile import ReconcileSettings, resolve
+    from reconcile import Previous, resolve
 
     config = load_config()
     hub = hub_store(config)
     with _stage(hub, run_id, "reconcile") as counts:
         records = hub.read_entity("customer_record")
-        previous = hub.read_table("crosswalk")
         existing = hub.read_table("customers")
-        created_at = dict(zip(existing["customer_id"], existing["created_at"]))
-        result = resolve(records, previous, created_at, ReconcileSettings(source_priority=config.source_priority))
+        pairs, model = hub.match_pairs()
+        previous = Previous(crosswalk=hub.read_table("crosswalk"), pairs=pairs, model_fingerprint=model,
+                            created_at=dict(zip(existing["customer_id"], existing["created_at"])),
+                            decisions=hub.reviews(("accepted", "rejected")))
+        result = resolve(records, previous, reconcile_settings(config))
         now = utcnow()
         crosswalk = result.crosswalk.assign(linked_at=now, run_id=run_id)
         customers = result.customers.assign(
-            created_at=result.customers["customer_id"].map(created_at).where(
-                result.customers["customer_id"].isin(created_at), now),
+            created_at=result.customers["customer_id"].map(previous.created_at).where(
+                result.customers["customer_id"].isin(previous.created_at), now),
             updated_at=now, run_id=run_id, held=False)
         from hub.frames import for_sql
         from hub.schema import customers as customers_table
@@ -212,14 +214,23 @@ def reconcile_customers(run_id: str) -> dict:
         customers = customers[[c.name for c in customers_table.columns]]
         hub.replace_rows("crosswalk", _records(crosswalk))
         hub.replace_rows("customers", _records(for_sql(customers, {"birth_date": "date"})))
+        hub.save_matching_state(result.pairs, result.model_fingerprint, result.reviews, run_id, now)
         hub.insert_rows("customer_events", [
             {"run_id": run_id, "event": e["event"], "customer_id": e["customer_id"],
              "previous_ids": json.dumps(e["previous_ids"]), "occurred_at": now} for e in result.events])
         counts.update({"customer_records": len(records), "unified_customers": len(customers),
-                       "refused_links": result.refused_links,
+                       "refused_links": result.refused_links, "records_scored": result.scored_records,
+                       "reviews_pending": len(result.reviews) if result.reviews is not None else 0,
                        "events": {k: sum(1 for e in result.events if e["event"] == k) for k in ("created", "merged", "split")},
-                       "rules": result.crosswalk["match_rule"].value_counts().to_dict()})
+                       "rules": result.crosswalk["match_rule"].value_counts().to_dict(),
+                       "bands": result.crosswalk["match_band"].value_counts().to_dict()})
     return counts
+
+
+def reconcile_settings(config: SyncConfig):
+    from reconcile import load_settings
+
+    return load_settings(config.matching, config.survivorship)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

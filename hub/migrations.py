@@ -49,10 +49,16 @@ def _v4_new_entity_tables(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
+def _v5_matching_state(conn: Connection) -> None:
+    _add_columns(conn, schema.crosswalk, ["fingerprint"])
+    schema.metadata.create_all(conn)  # match_pairs, match_reviews
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
               (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
-              (4, "order line and payment tables", _v4_new_entity_tables)]
+              (4, "order line and payment tables", _v4_new_entity_tables),
+              (5, "record fingerprints, scored pairs and the review queue", _v5_matching_state)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -42,7 +42,28 @@ crosswalk = Table(
     Column("customer_id", KEY_TYPE, nullable=False, index=True),
     Column("match_rule", String(64)), Column("match_band", String(16)), Column("match_score", Float),
     Column("explanation", Text), Column("linked_at", DateTime), Column("run_id", KEY_TYPE),
+    Column("fingerprint", String(32)),  # hash of the identity fields it was linked with: changed → re-linked
     PrimaryKeyConstraint("source_system", "source_id"))
+
+# Scored candidate pairs ("system:id" both ends, left < right) at or above the review threshold, kept so
+# that the next run scores only pairs involving new or changed records; `model` names the parameters used.
+match_pairs = Table(
+    "match_pairs", metadata,
+    Column("left_id", KEY_TYPE, nullable=False), Column("right_id", KEY_TYPE, nullable=False),
+    Column("match_probability", Float), Column("match_weight", Float), Column("fields", Text),  # JSON
+    Column("model", String(32)), Column("run_id", KEY_TYPE),
+    PrimaryKeyConstraint("left_id", "right_id"))
+
+# The review queue: pairs scored between review_at and auto_merge_at. A person's decision (accepted or
+# rejected) is kept and respected by every later run; pending entries are refreshed each run.
+match_reviews = Table(
+    "match_reviews", metadata,
+    Column("left_id", KEY_TYPE, nullable=False), Column("right_id", KEY_TYPE, nullable=False),
+    Column("match_probability", Float), Column("fields", Text),
+    Column("status", String(16), nullable=False),  # pending | accepted | rejected
+    Column("decided_by", String(128)), Column("decided_at", DateTime), Column("note", Text),
+    Column("queued_at", DateTime), Column("run_id", KEY_TYPE),
+    PrimaryKeyConstraint("left_id", "right_id"))
 
 customers = Table(
     "customers", metadata,

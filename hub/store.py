@@ -168,6 +168,57 @@ class HubStore:
         with self.engine.connect() as conn:
             return pd.read_sql(query.order_by(q.c.id), conn)
 
+    # --- identity resolution state ----------------------------------------------------------------------
+    def match_pairs(self) -> tuple[pd.DataFrame | None, str | None]:
+        """The scored pairs of the last run and the model fingerprint they were scored with (None: none)."""
+        frame = self.read_table("match_pairs")
+        if frame.empty or frame["model"].nunique() != 1:
+            return None, None
+        pairs = frame.rename(columns={"left_id": "left", "right_id": "right"})
+        pairs["fields"] = pairs["fields"].map(json.loads)
+        return pairs[["left", "right", "match_probability", "match_weight", "fields"]], frame["model"].iat[0]
+
+    def save_matching_state(self, pairs: pd.DataFrame | None, model: str | None, reviews: pd.DataFrame | None,
+                            run_id: str, now: datetime) -> None:
+        """Replace the scored pairs; refresh the pending review queue, keeping every decision ever made."""
+        rows = [] if pairs is None or model is None else [
+            {"left_id": p.left, "right_id": p.right, "match_probability": float(p.match_probability),
+             "match_weight": float(p.match_weight), "fields": json.dumps(p.fields, ensure_ascii=False),
+             "model": model, "run_id": run_id} for p in pairs.itertuples(index=False)]
+        self.replace_rows("match_pairs", rows)
+        r = schema.match_reviews
+        with self.engine.begin() as conn:
+            decided = {tuple(k) for k in conn.execute(select(r.c.left_id, r.c.right_id).where(r.c.status != "pending"))}
+            conn.execute(delete(r).where(r.c.status == "pending"))
+            pending = [] if reviews is None else [
+                {"left_id": p.left, "right_id": p.right, "match_probability": float(p.match_probability),
+                 "fields": json.dumps(p.fields, ensure_ascii=False), "status": "pending", "queued_at": now,
+                 "run_id": run_id} for p in reviews.itertuples(index=False) if (p.left, p.right) not in decided]
+            if pending:
+                conn.execute(insert(r), pending)
+
+    def reviews(self, statuses: tuple[str, ...] = ("pending",)) -> pd.DataFrame:
+        r = schema.match_reviews
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(select(r).where(r.c.status.in_(statuses))
+                                .order_by(r.c.match_probability.desc(), r.c.left_id, r.c.right_id), conn)
+        frame["fields"] = frame["fields"].map(lambda v: json.loads(v) if isinstance(v, str) else {})
+        return frame.rename(columns={"left_id": "left", "right_id": "right", "status": "decision"})
+
+    def decide_review(self, left: str, right: str, decision: str, decided_by: str, note: str | None = None) -> bool:
+        """Record a person's decision on two records ("system:id", either order). A pair that was never
+        queued may be decided too (to split an automatic merge, say). Returns whether it was queued."""
+        if decision not in ("accepted", "rejected"):
+            raise ValueError("decision must be 'accepted' or 'rejected'")
+        left, right = sorted((left, right))
+        r = schema.match_reviews
+        values = {"status": decision, "decided_by": decided_by, "decided_at": utcnow(), "note": note}
+        with self.engine.begin() as conn:
+            queued = conn.execute(update(r).where(r.c.left_id == left, r.c.right_id == right).values(**values))
+            if queued.rowcount == 0:
+                conn.execute(insert(r).values(left_id=left, right_id=right, **values))
+        return queued.rowcount > 0
+
     # --- generic tables -------------------------------------------------------------------------------
     def read_table(self, name: str) -> pd.DataFrame:
         with self.engine.connect() as conn:

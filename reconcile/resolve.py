@@ -1,69 +1,183 @@
-"""resolve(): canonical customer records (+ the previous crosswalk) → crosswalk, golden records, events."""
+"""resolve(): canonical customer records (+ what the previous run left) → crosswalk, golden records, events,
+scored pairs and the review queue.
+
+Order of work: normalise; deterministic rules; probabilistic scores for candidate pairs (only pairs that
+involve a new or changed record when the previous run's pairs are at hand); union-find over the links in
+the order deterministic rules, reviewed-and-accepted pairs, automatic probabilistic pairs by score, under
+the never-merge constraints (two tax ids; a rejected review); stable ids; survivorship.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
+from reconcile import probabilistic
 from reconcile.identity import assign_ids
 from reconcile.normalize import normalise_records
-from reconcile.rules import RULES, Clusters, find_links
+from reconcile.rules import Clusters, find_links
+from reconcile.settings import ReconcileSettings
 from reconcile.survivorship import golden_records
 
+IDENTITY_FIELDS = ("name", "given_name", "family_name", "company_name", "email", "phone", "tax_id", "street",
+                   "city", "postcode", "region", "country", "birth_date")
 
-class ReconcileSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rules: tuple[str, ...] = RULES
-    name_similarity: float = Field(90, ge=0, le=100)  # rapidfuzz ratio for same_phone_similar_name
-    default_phone_region: str = "CN"
-    source_priority: list[str] = []
+
+@dataclass
+class Previous:
+    """What earlier runs left: the crosswalk (with each record's fingerprint), the scored pairs and the
+    model they were scored with, the customers' creation times and the reviewers' decisions."""
+    crosswalk: pd.DataFrame | None = None  # source_system, source_id, customer_id[, fingerprint]
+    pairs: pd.DataFrame | None = None  # left, right, match_probability, match_weight, fields
+    model_fingerprint: str | None = None
+    created_at: dict[str, object] = field(default_factory=dict)
+    decisions: pd.DataFrame | None = None  # left, right, decision (accepted | rejected), decided_by
 
 
 @dataclass
 class ReconcileResult:
-    crosswalk: pd.DataFrame  # source_system, source_id, customer_id, match_rule, match_band, match_score, explanation
+    crosswalk: pd.DataFrame  # source_system, source_id, customer_id, match_rule, match_band, match_score,
+    #                          explanation, fingerprint
     customers: pd.DataFrame  # golden records: customer_id, fields, source_ids, source_count
     events: list[dict] = field(default_factory=list)
-    refused_links: int = 0  # links the never-merge constraint refused
+    refused_links: int = 0  # links a never-merge constraint refused
+    pairs: pd.DataFrame | None = None  # every scored pair at or above review_at, for the next run
+    reviews: pd.DataFrame | None = None  # pairs waiting for a person: left, right, match_probability, fields
+    model_fingerprint: str | None = None
+    scored_records: int = 0  # records whose pairs were scored in this run (all of them on a full run)
 
 
-def resolve(records: pd.DataFrame, previous_crosswalk: pd.DataFrame | None = None,
-            created_at: dict[str, object] | None = None, settings: ReconcileSettings | None = None) -> ReconcileResult:
+def fingerprint(records: pd.DataFrame) -> pd.Series:
+    """A short hash of each record's identity fields: a record whose fingerprint changed is linked again."""
+    present = [f for f in IDENTITY_FIELDS if f in records]
+    values = records[present].astype(object).where(records[present].notna(), None).astype(str)
+    return pd.util.hash_pandas_object(values, index=False).map("{:016x}".format)
+
+
+def _keys(frame: pd.DataFrame) -> pd.Series:
+    return frame["source_system"].astype(str) + ":" + frame["source_id"].astype(str)
+
+
+def _score(frame: pd.DataFrame, settings: ReconcileSettings, previous: Previous, model: dict | None
+           ) -> tuple[pd.DataFrame, str | None, int]:
+    prob = settings.matching.probabilistic
+    if prob is None or not prob.enabled:
+        return pd.DataFrame(columns=probabilistic.PAIR_COLUMNS), None, 0
+    model = model if model is not None else probabilistic.load_model(prob)
+    model_fingerprint = hashlib.sha1(json.dumps([prob.model_dump(), model], sort_keys=True, default=str)
+                                     .encode()).hexdigest()[:16]
+    reusable = (previous.pairs is not None and previous.crosswalk is not None and "fingerprint" in previous.crosswalk
+                and previous.model_fingerprint == model_fingerprint)
+    if not reusable:
+        return probabilistic.score_pairs(frame, prob, model), model_fingerprint, len(frame)
+    before = dict(zip(_keys(previous.crosswalk), previous.crosswalk["fingerprint"]))
+    changed = frame["unique_id"][frame["unique_id"].map(before) != frame["fingerprint"]]
+    alive = set(frame["unique_id"]) - set(changed)
+    kept = previous.pairs[previous.pairs["left"].isin(alive) & previous.pairs["right"].isin(alive)]
+    new = probabilistic.score_pairs(frame, prob, model, new_ids=changed)
+    pairs = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)
+    return pairs, model_fingerprint, len(changed)
+
+
+def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: ReconcileSettings | None = None,
+            model: dict | None = None) -> ReconcileResult:
     settings = settings or ReconcileSettings()
-    frame = normalise_records(records.reset_index(drop=True), settings.default_phone_region)
+    previous = previous or Previous()
+    matching = settings.matching
+    frame = normalise_records(records.reset_index(drop=True), matching.default_phone_region)
     frame = frame.sort_values(["source_system", "source_id"], kind="stable").reset_index(drop=True)
-    clusters = Clusters(frame["n_tax_id"].tolist())
+    frame["unique_id"] = _keys(frame)
+    frame["fingerprint"] = fingerprint(frame)
+    position = dict(zip(frame["unique_id"], frame.index))
+
+    pairs, model_fingerprint, scored = _score(frame, settings, previous, model)
+    decisions = _decisions(previous.decisions, position)
+    apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
+    clusters = Clusters(frame["n_tax_id"].tolist(), apart)
     explanation: dict[int, dict] = {}
-    for link in find_links(frame, settings.rules, settings.name_similarity):
-        if clusters.union(link.left, link.right):
+    unique_ids = frame["unique_id"].tolist()
+
+    def attach(left: int, right: int, evidence: dict) -> None:
+        if clusters.union(left, right):
             # Each record keeps the first link that attached it, naming the record on the other end.
-            for pos, other in ((link.right, link.left), (link.left, link.right)):
-                explanation.setdefault(pos, {
-                    "rule": link.rule, "score": 1.0,
-                    "matched_with": f"{frame.at[other, 'source_system']}:{frame.at[other, 'source_id']}",
-                    **link.evidence})
-    keys = frame["source_system"] + ":" + frame["source_id"]
-    previous = pd.Series([None] * len(frame), dtype=object)
-    if previous_crosswalk is not None and not previous_crosswalk.empty:
-        prior = dict(zip(previous_crosswalk["source_system"] + ":" + previous_crosswalk["source_id"],
-                         previous_crosswalk["customer_id"]))
-        previous = keys.map(prior).astype(object)
+            for pos, other in ((right, left), (left, right)):
+                if pos not in explanation:
+                    explanation[pos] = {**evidence, "matched_with": unique_ids[other]}
+
+    for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
+        attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
+    prob = matching.probabilistic
+    pairs = pairs[pairs["left"].isin(position) & pairs["right"].isin(position)]
+    pairs = pairs.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
+    # A person's decision stands whether or not the pair is still scored in the review band.
+    for (a, b), decision in sorted(decisions.items()):
+        if decision["decision"] == "accepted":
+            attach(position[a], position[b], {
+                "rule": "review_accepted", "band": "reviewed", "score": decision.get("match_probability"),
+                "fields": decision.get("fields"), "decided_by": decision.get("decided_by")})
+    undecided = pairs[_mask([(a, b) not in decisions for a, b in zip(pairs["left"], pairs["right"])])]
+    automatic = undecided[undecided["match_probability"] >= prob.auto_merge_at] if prob else undecided.iloc[:0]
+    for pair in automatic.itertuples(index=False):
+        attach(position[pair.left], position[pair.right], _evidence(pair, "probabilistic", "auto"))
+    # A pair in the review band waits for a person only while its records are still apart.
+    band = undecided.drop(automatic.index)
+    reviews = band[_mask([clusters.find(position[a]) != clusters.find(position[b])
+                          for a, b in zip(band["left"], band["right"])])].reset_index(drop=True)
+
+    previous_ids = pd.Series([None] * len(frame), dtype=object)
+    if previous.crosswalk is not None and not previous.crosswalk.empty:
+        prior = dict(zip(_keys(previous.crosswalk), previous.crosswalk["customer_id"]))
+        previous_ids = frame["unique_id"].map(prior).astype(object)
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
-    frame["customer_id"], events = assign_ids(labels, keys, previous, created_at or {})
-    default = {"rule": "no_match", "score": 1.0}
-    crosswalk = pd.DataFrame({
-        "source_system": frame["source_system"], "source_id": frame["source_id"],
-        "customer_id": frame["customer_id"],
-        "match_rule": [explanation.get(i, default)["rule"] for i in range(len(frame))],
-        "match_band": "auto",  # deterministic rules only: every link is an automatic merge
-        "match_score": 1.0,
-        "explanation": [json.dumps(explanation.get(i, default), ensure_ascii=False) for i in range(len(frame))],
-    })
+    frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at)
+    crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
     for raw, normalised in (("email", "n_email"), ("phone", "n_phone"), ("tax_id", "n_tax_id")):
         frame[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
-    customers = golden_records(frame, settings.source_priority)
-    return ReconcileResult(crosswalk, customers, events, clusters.refused)
+    customers = golden_records(frame, settings.survivorship)
+    return ReconcileResult(crosswalk, customers, events, clusters.refused, pairs.reset_index(drop=True), reviews,
+                           model_fingerprint, scored)
+
+
+def _mask(values: list[bool]) -> np.ndarray:
+    return np.array(values, dtype=bool)  # a plain empty list would select columns, not rows
+
+
+def _decisions(decisions: pd.DataFrame | None, position: dict) -> dict[tuple[str, str], dict]:
+    if decisions is None or decisions.empty:
+        return {}
+    out = {}
+    for row in decisions.to_dict("records"):
+        a, b = sorted((row["left"], row["right"]))
+        if a in position and b in position and row["decision"] in ("accepted", "rejected"):
+            out[(a, b)] = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+    return out
+
+
+def _evidence(pair, rule: str, band: str, **extra) -> dict:
+    return {"rule": rule, "band": band, "score": round(float(pair.match_probability), 6),
+            "match_weight": round(float(pair.match_weight), 2), "fields": pair.fields,
+            **{k: v for k, v in extra.items() if v is not None}}
+
+
+def _crosswalk(frame: pd.DataFrame, explanation: dict[int, dict], reviews: pd.DataFrame) -> pd.DataFrame:
+    waiting: dict[str, dict] = {}
+    for pair in reviews.itertuples(index=False):  # best pending pair per record, highest score first
+        for this, other in ((pair.left, pair.right), (pair.right, pair.left)):
+            waiting.setdefault(this, {**_evidence(pair, "review_pending", "review"), "matched_with": other})
+    rows = []
+    for i, key in enumerate(frame["unique_id"]):
+        # A record attached by a link takes that link's band; otherwise its best pending review; else separate.
+        rows.append(explanation.get(i) or waiting.get(key) or {"rule": "no_match", "band": "separate", "score": 0.0})
+    return pd.DataFrame({
+        "source_system": frame["source_system"], "source_id": frame["source_id"],
+        "customer_id": frame["customer_id"],
+        "match_rule": [r["rule"] for r in rows], "match_band": [r["band"] for r in rows],
+        "match_score": [r["score"] for r in rows],
+        "explanation": [json.dumps(r, ensure_ascii=False) for r in rows],
+        "fingerprint": frame["fingerprint"],
+    })

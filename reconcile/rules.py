@@ -1,7 +1,8 @@
 """Deterministic matching rules, applied in the configured order, with a never-merge constraint.
 
 Records are linked by union-find. A link is refused when it would put two different normalised tax ids
-in one customer, whatever else matches: a tax id names exactly one legal entity.
+in one customer, whatever else matches (a tax id names exactly one legal entity), or two records a person
+decided are different customers (a rejected review).
 """
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 import pandas as pd
 from rapidfuzz import fuzz
 
-RULES = ("same_tax_id", "same_email", "same_phone_similar_name")
+from reconcile.normalize import _CJK
+
+from reconcile.settings import RULES
 
 
 @dataclass
@@ -24,9 +27,13 @@ class Link:
 class Clusters:
     """Union-find over record positions that carries each component's tax ids."""
 
-    def __init__(self, tax_ids: list[str | None]):
+    def __init__(self, tax_ids: list[str | None], apart: list[tuple[int, int]] = ()):
         self.parent = list(range(len(tax_ids)))
         self.tax = [{t} if isinstance(t, str) and t else set() for t in tax_ids]
+        self.apart: dict[int, set[int]] = {}  # root → records its component must never join
+        for a, b in apart:
+            self.apart.setdefault(a, set()).add(b)
+            self.apart.setdefault(b, set()).add(a)
         self.refused = 0
 
     def find(self, i: int) -> int:
@@ -39,18 +46,25 @@ class Clusters:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return False
-        if self.tax[ra] and self.tax[rb] and self.tax[ra] != self.tax[rb]:
+        if (self.tax[ra] and self.tax[rb] and self.tax[ra] != self.tax[rb]) or self._kept_apart(ra, rb):
             self.refused += 1
             return False
         if rb < ra:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.tax[ra] |= self.tax[rb]
+        if rb in self.apart:
+            self.apart.setdefault(ra, set()).update(self.apart.pop(rb))
         return True
+
+    def _kept_apart(self, ra: int, rb: int) -> bool:
+        return any(self.find(x) == rb for x in self.apart.get(ra, ())) or \
+            any(self.find(x) == ra for x in self.apart.get(rb, ()))
 
 
 def _key_links(frame: pd.DataFrame, column: str, rule: str) -> list[Link]:
     keyed = frame[frame[column].notna()]
+    keyed = keyed[keyed.duplicated(column, keep=False)]
     links = []
     for key, positions in keyed.groupby(column, sort=True).indices.items():
         rows = sorted(keyed.index[positions])
@@ -58,34 +72,33 @@ def _key_links(frame: pd.DataFrame, column: str, rule: str) -> list[Link]:
     return links
 
 
-def name_similarity(name_a: str, name_b: str, latin_a: str | None, latin_b: str | None) -> tuple[float, str]:
-    """(0–100 score, how it was compared). As written first; then, when either name is Chinese, in pinyin:
-    syllables joined ("ouyang nana" meets "ou yang na na") or in any order ("Wei Zhang" meets 张伟)."""
+def name_similarity(name_a: str, name_b: str, key_a: str | None, key_b: str | None) -> tuple[float, str]:
+    """(0–100 score, how it was compared). As written first; then by name key (pinyin words in any order,
+    see normalize.name_key), joined or word by word, so that 朱玉兰 meets "Yulan Zhu" and "ZHU Yulan"."""
     score, how = fuzz.ratio(name_a, name_b), "as written"
-    if latin_a and latin_b and (latin_a != name_a or latin_b != name_b):
-        pinyin = max(fuzz.ratio(latin_a.replace(" ", ""), latin_b.replace(" ", "")),
-                     fuzz.token_sort_ratio(latin_a, latin_b))
-        if pinyin > score:
-            score, how = pinyin, "pinyin"
+    if key_a and key_b:
+        keyed = max(fuzz.ratio(key_a.replace(" ", ""), key_b.replace(" ", "")), fuzz.token_sort_ratio(key_a, key_b))
+        if keyed > score:
+            score, how = keyed, "pinyin" if _CJK.search(name_a + name_b) else "name order"
     return score, how
 
 
 def _phone_links(frame: pd.DataFrame, threshold: float) -> list[Link]:
-    keyed = frame[frame["n_phone"].notna()]
-    latin = frame["n_name_latin"] if "n_name_latin" in frame else frame["n_name"]
+    keyed = frame[frame["n_phone"].notna() & frame["n_name"].notna()]
+    shared = keyed[keyed.duplicated("n_phone", keep=False)]
+    names = frame["n_name"].tolist()
+    keys = (frame["n_name_key"] if "n_name_key" in frame else frame["n_name"]).tolist()
     links = []
-    for phone, positions in keyed.groupby("n_phone", sort=True).indices.items():
-        rows = sorted(keyed.index[positions])
+    for phone, positions in shared.groupby("n_phone", sort=True).indices.items():
+        rows = sorted(shared.index[positions])
         for i, a in enumerate(rows):
             for b in rows[i + 1:]:
-                name_a, name_b = frame.at[a, "n_name"], frame.at[b, "n_name"]
-                if name_a and name_b:
-                    score, how = name_similarity(name_a, name_b, latin.at[a], latin.at[b])
-                    if score >= threshold:
-                        evidence = {"field": "phone", "value": phone, "name_similarity": round(score, 1)}
-                        if how != "as written":
-                            evidence["names_compared"] = how
-                        links.append(Link("same_phone_similar_name", a, b, evidence))
+                score, how = name_similarity(names[a], names[b], keys[a], keys[b])
+                if score >= threshold:
+                    evidence = {"field": "phone", "value": phone, "name_similarity": round(score, 1)}
+                    if how != "as written":
+                        evidence["names_compared"] = how
+                    links.append(Link("same_phone_similar_name", a, b, evidence))
     return links
 
 

@@ -1,29 +1,91 @@
-"""Golden records: one value per field per customer, from the customer's source records.
-
-Rule (for now, the same for every field): the first non-empty value, taking sources in the configured
-priority order and, within a source, the most recently updated record first.
-"""
+"""Golden records: one value per field per customer, chosen from the customer's source records by the rules
+of config/survivorship.yaml (source_priority, most_recent, most_complete, most_frequent), field by field or
+for a group of fields taken together from one record."""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 
-GOLDEN_FIELDS = ("name", "given_name", "family_name", "company_name", "is_company", "email", "phone", "tax_id",
-                 "street", "city", "postcode", "region", "country", "birth_date", "is_active")
+from reconcile.settings import GOLDEN_FIELDS, SurvivorshipSettings
 
 
-def golden_records(records: pd.DataFrame, source_priority: list[str]) -> pd.DataFrame:
+def _blank_to_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank text counts as missing; other columns keep their type."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            blank = out[column].astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+            if blank.any():
+                out[column] = out[column].mask(blank)
+    return out
+
+
+def _ordered(records: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Records in the order `rule` prefers them, per customer; source priority, then recency break ties."""
+    by = {"source_priority": ["_rank", "_updated"], "most_recent": ["_updated", "_rank"],
+          "most_complete": ["_filled", "_rank", "_updated"], "most_frequent": ["_rank", "_updated"]}[rule]
+    ascending = {"_rank": True, "_updated": False, "_filled": False}
+    return records.sort_values(["customer_id", *by, "_key"], ascending=[True, *(ascending[b] for b in by), True],
+                               kind="stable")
+
+
+def _first_values(ordered: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    return ordered[fields].assign(customer_id=ordered["customer_id"]).groupby("customer_id", sort=True).first()
+
+
+def _most_frequent(ordered: pd.DataFrame, field: str) -> pd.Series:
+    present = ordered[["customer_id", field]].dropna().assign(_pos=lambda f: range(len(f)))
+    if present.empty:
+        return pd.Series(dtype=object)
+    stats = present.groupby(["customer_id", field], sort=False)["_pos"].agg(["size", "min"]).reset_index()
+    best = stats.sort_values(["customer_id", "size", "min"], ascending=[True, False, True]).drop_duplicates("customer_id")
+    return best.set_index("customer_id")[field]
+
+
+def _first_record(ordered: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    """A group: all fields from the first record (in rule order) that has any of them."""
+    has_any = ordered[fields].notna().any(axis=1)
+    chosen = ordered[has_any].drop_duplicates("customer_id").set_index("customer_id")
+    return chosen[fields]
+
+
+def golden_records(records: pd.DataFrame, rules: SurvivorshipSettings) -> pd.DataFrame:
     """records: canonical customer records with customer_id. One row per customer_id."""
-    rank = {s: i for i, s in enumerate(source_priority)}
-    ordered = records.assign(
-        _rank=records["source_system"].map(lambda s: rank.get(s, len(rank))),
-        _updated=records["updated_at"].fillna(pd.Timestamp.min.tz_localize("UTC")),
-        _key=records["source_system"] + ":" + records["source_id"],
-    ).sort_values(["customer_id", "_rank", "_updated", "_key"], ascending=[True, True, False, True])
-    blanks = ordered[list(GOLDEN_FIELDS)].map(lambda v: None if isinstance(v, str) and not v.strip() else v)
-    golden = blanks.assign(customer_id=ordered["customer_id"]).groupby("customer_id", sort=True).first()
-    keys = ordered.groupby("customer_id", sort=True)["_key"].agg(lambda s: json.dumps(sorted(s)))
-    golden["source_ids"] = keys
-    golden["source_count"] = ordered.groupby("customer_id", sort=True).size()
-    return golden.reset_index()
+    rank = {s: i for i, s in enumerate(rules.source_priority)}
+    values = _blank_to_none(records[list(GOLDEN_FIELDS)])
+    prepared = values.assign(
+        customer_id=records["customer_id"].values,
+        _rank=records["source_system"].map(lambda s: rank.get(s, len(rank))).values,
+        _updated=records["updated_at"].fillna(pd.Timestamp.min.tz_localize("UTC")).values,
+        _filled=values.notna().sum(axis=1).values,
+        _key=(records["source_system"] + ":" + records["source_id"]).values,
+    )
+    customers = pd.Index(sorted(prepared["customer_id"].unique()), name="customer_id")
+    golden = pd.DataFrame(index=customers)
+    orders: dict[str, pd.DataFrame] = {}
+
+    def ordered(rule: str) -> pd.DataFrame:
+        if rule not in orders:
+            orders[rule] = _ordered(prepared, rule)
+        return orders[rule]
+
+    grouped = set()
+    for group in rules.groups.values():
+        golden[group.fields] = _first_record(ordered(group.rule), group.fields).reindex(customers)
+        grouped.update(group.fields)
+    for field in GOLDEN_FIELDS:
+        if field in grouped:
+            continue
+        rule = rules.rule_of(field)
+        golden[field] = (_most_frequent(ordered(rule), field) if rule == "most_frequent"
+                         else _first_values(ordered(rule), [field])[field]).reindex(customers)
+    by_customer = prepared.groupby("customer_id", sort=True)
+    for field in GOLDEN_FIELDS:  # each field keeps the type it had in the records (dates stay dates)
+        try:
+            golden[field] = golden[field].astype(values[field].dtype)
+        except (TypeError, ValueError):
+            pass
+    golden["source_ids"] = by_customer["_key"].agg(lambda s: json.dumps(sorted(s)))
+    golden["source_count"] = by_customer.size()
+    return golden[list(GOLDEN_FIELDS) + ["source_ids", "source_count"]].reset_index()

@@ -11,7 +11,7 @@ from connectors.mapping import load_mapping
 from connectors.sql import SqlSource
 from demodata import generate
 from erp2crm.paths import MAPPINGS
-from reconcile import ReconcileSettings, resolve
+from reconcile import load_settings, resolve
 
 
 @pytest.mark.parametrize("seed", [7, 11, 23, 42])
@@ -28,7 +28,7 @@ def test_mappings_and_matcher_reproduce_ground_truth(tmp_path, seed):
     held = set(gate.quarantined["source_system"] + ":" + gate.quarantined["source_id"])
     assert held == bad_keys
 
-    result = resolve(gate.passed, settings=ReconcileSettings(source_priority=["tryton", "odoo", "erpnext"]))
+    result = resolve(gate.passed, settings=load_settings())  # the shipped matching and survivorship settings
     keys = result.crosswalk["source_system"] + ":" + result.crosswalk["source_id"]
     got = {frozenset(g) for _, g in keys.groupby(result.crosswalk["customer_id"])}
     truth = pd.read_csv(tmp_path / "ground_truth.csv", dtype=str)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from erp2crm.canonical import CUSTOMER_RECORD
-from reconcile import ReconcileSettings, resolve
+from reconcile import Previous, ReconcileSettings, resolve
+from reconcile.settings import MatchingSettings, SurvivorshipSettings
 from reconcile.normalize import norm_email, norm_name, norm_phone, norm_tax_id
 
 
@@ -49,7 +50,7 @@ def test_phone_dialled_from_the_erp_region_falls_back_after_the_customer_country
         dict(source_system="odoo", source_id="1", name="Silverline Inc.", phone="+1 (206) 252-2220", country="US"),
         dict(source_system="tryton", source_id="9", name="SILVERLINE INC", phone="001 206 252 2220", country="US"),
         dict(source_system="erpnext", source_id="D", name="Müller GmbH", phone="030 12345678", country="DE"),
-    ), settings=ReconcileSettings(default_phone_region="CN"))
+    ), settings=ReconcileSettings(matching=MatchingSettings(default_phone_region="CN")))
     assert clusters(result) == {frozenset({"odoo:1", "tryton:9"}), frozenset({"erpnext:D"})}
     assert set(result.customers["phone"]) == {"+12062522220", "+493012345678"}
 
@@ -123,7 +124,7 @@ def test_ids_are_stable_across_runs_and_new_records():
         dict(source_system="erpnext", source_id="A", name="Li Na", email="LI.NA@example.com"),
         dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
         dict(source_system="odoo", source_id="2", name="Wang Fang", email="wang@example.com"),
-    ), previous_crosswalk=first.crosswalk)
+    ), previous=Previous(first.crosswalk))
     again = dict(zip(second.crosswalk["source_id"], second.crosswalk["customer_id"]))
     assert again["1"] == ids["1"] and again["A"] == ids["1"] and again["2"] == ids["2"]
     assert second.events == []
@@ -140,7 +141,7 @@ def test_merge_keeps_the_oldest_id_and_records_the_event():
     second = resolve(records(
         dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com"),
         dict(source_system="erpnext", source_id="A", name="Li Na", phone="13800138000", email="li.na@example.com"),
-    ), previous_crosswalk=first.crosswalk, created_at=created)
+    ), previous=Previous(first.crosswalk, created_at=created))
     assert set(second.crosswalk["customer_id"]) == {old["1"]}
     assert second.events == [{"event": "merged", "customer_id": old["1"], "previous_ids": [old["A"]]}]
 
@@ -156,7 +157,7 @@ def test_split_gives_the_smaller_part_a_new_id():
         dict(source_system="odoo", source_id="1", name="Li Na", email="shared@example.com"),
         dict(source_system="odoo", source_id="2", name="Wang Fang", email="wang@example.com"),
         dict(source_system="erpnext", source_id="A", name="Li Na", email="shared@example.com"),
-    ), previous_crosswalk=first.crosswalk)
+    ), previous=Previous(first.crosswalk))
     ids = dict(zip(second.crosswalk["source_id"], second.crosswalk["customer_id"]))
     assert ids["1"] == ids["A"] == old and ids["2"] != old
     assert second.events == [{"event": "split", "customer_id": ids["2"], "previous_ids": [old]}]
@@ -169,7 +170,7 @@ def test_survivorship_prefers_source_priority_then_recency_and_normalises_contac
         dict(source_system="odoo", source_id="1", name="Li Na", email="li.na@example.com", city=None,
              phone="13800138000", updated_at="2026-01-01"),
         dict(source_system="odoo", source_id="2", name="Li Na newer", email="li.na@example.com", updated_at="2026-03-01"),
-    ), settings=ReconcileSettings(source_priority=["odoo", "erpnext"]))
+    ), settings=ReconcileSettings(survivorship=SurvivorshipSettings(source_priority=["odoo", "erpnext"])))
     golden = result.customers.iloc[0]
     assert golden["name"] == "Li Na newer"  # odoo outranks erpnext; newest odoo record first
     assert golden["city"] == "上海"  # the first non-empty value, even from a lower-priority source
