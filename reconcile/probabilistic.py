@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -44,15 +45,21 @@ def _creator(prob: Probabilistic, probability_two_random_records_match: float = 
         additional_columns_to_retain=[])
 
 
+def size_class(n_records: int) -> int:
+    """The order of magnitude of a record count (1000 for 700 to 3,162 records)."""
+    return 10 ** round(math.log10(max(n_records, 1)))
+
+
 def _prior(model: dict, n_records: int) -> float:
     """The chance that two random records are the same customer. It falls as 1/n (each customer has about
     the same number of records whatever the size of the set), so the trained value is rescaled from the
-    number of records the model was trained on to the number being matched."""
+    number of records the model was trained on to the order of magnitude of the number being matched.
+    Rounding keeps pairs scored in earlier runs comparable while the set grows within its size class."""
     trained = model.get("probability_two_random_records_match", 1e-4)
     trained_on = model.get(TRAINED_ON)
     if not trained_on or n_records < 2:
         return trained
-    return min(0.5, trained * trained_on / n_records)
+    return min(0.5, trained * trained_on / size_class(n_records))
 
 
 def _settings(prob: Probabilistic, model: dict, n_records: int = 0) -> dict:
@@ -111,7 +118,7 @@ def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: 
     if new_ids is None:
         scored = linker.inference.predict(threshold_match_probability=prob.review_at, warning_mode="never")
     else:
-        is_new = records["unique_id"].isin(set(new_ids))
+        is_new = records["unique_id"].astype(object).isin(pd.Index(new_ids.astype(object)))
         if not is_new.any():
             return pd.DataFrame(columns=PAIR_COLUMNS)
         for c in prob.comparisons:

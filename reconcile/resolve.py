@@ -22,19 +22,23 @@ from reconcile.rules import Clusters, find_links
 from reconcile.settings import ReconcileSettings
 from reconcile.survivorship import golden_records
 
-IDENTITY_FIELDS = ("name", "given_name", "family_name", "company_name", "email", "phone", "tax_id", "street",
-                   "city", "postcode", "region", "country", "birth_date")
+FINGERPRINT_FIELDS = ("name", "given_name", "family_name", "company_name", "is_company", "email", "phone", "tax_id",
+                      "street", "city", "postcode", "region", "country", "birth_date", "is_active", "updated_at")
 
 
 @dataclass
 class Previous:
     """What earlier runs left: the crosswalk (with each record's fingerprint), the scored pairs and the
-    model they were scored with, the customers' creation times and the reviewers' decisions."""
-    crosswalk: pd.DataFrame | None = None  # source_system, source_id, customer_id[, fingerprint]
+    model they were scored with, the customers' creation times and the reviewers' decisions. With the
+    previous run's normalised records and golden records too, only the customers a change can touch are
+    normalised, clustered and rebuilt (`ReconcileResult.normalised` and `.customers` are what to pass)."""
+    crosswalk: pd.DataFrame | None = None  # source_system, source_id, customer_id[, fingerprint, ...]
     pairs: pd.DataFrame | None = None  # left, right, match_probability, match_weight, fields
     model_fingerprint: str | None = None
     created_at: dict[str, object] = field(default_factory=dict)
     decisions: pd.DataFrame | None = None  # left, right, decision (accepted | rejected), decided_by
+    customers: pd.DataFrame | None = None  # golden records
+    normalised: pd.DataFrame | None = None  # records with their n_* columns, unique_id and fingerprint
 
 
 @dataclass
@@ -48,11 +52,13 @@ class ReconcileResult:
     reviews: pd.DataFrame | None = None  # pairs waiting for a person: left, right, match_probability, fields
     model_fingerprint: str | None = None
     scored_records: int = 0  # records whose pairs were scored in this run (all of them on a full run)
+    normalised: pd.DataFrame | None = None
+    rebuilt_records: int = 0  # records clustered again in this run (all of them without the previous state)
 
 
 def fingerprint(records: pd.DataFrame) -> pd.Series:
-    """A short hash of each record's identity fields: a record whose fingerprint changed is linked again."""
-    present = [f for f in IDENTITY_FIELDS if f in records]
+    """A hash of each record's canonical fields: a record whose fingerprint changed is linked again."""
+    present = [f for f in FINGERPRINT_FIELDS if f in records]
     values = records[present].astype(object).where(records[present].notna(), None).astype(str)
     return pd.util.hash_pandas_object(values, index=False).map("{:016x}".format)
 
@@ -61,25 +67,85 @@ def _keys(frame: pd.DataFrame) -> pd.Series:
     return frame["source_system"].astype(str) + ":" + frame["source_id"].astype(str)
 
 
-def _score(frame: pd.DataFrame, settings: ReconcileSettings, previous: Previous, model: dict | None
-           ) -> tuple[pd.DataFrame, str | None, int]:
+def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The records with their comparison columns, in key order, and the keys of the new or changed ones.
+    Rows of the previous run whose fingerprint is unchanged are reused rather than normalised again."""
+    records = records.reset_index(drop=True)
+    keys, prints = _keys(records), fingerprint(records)
+    if previous.normalised is not None:
+        before = previous.normalised.set_index("unique_id")["fingerprint"]
+    elif previous.crosswalk is not None and "fingerprint" in previous.crosswalk:
+        before = previous.crosswalk.set_index(_keys(previous.crosswalk))["fingerprint"]
+    else:
+        before = pd.Series(dtype=object)
+    same = (keys.map(before) == prints).to_numpy()
+    if previous.normalised is not None and same.any():
+        reused = previous.normalised.set_index("unique_id").loc[keys[same]].reset_index()
+        fresh = normalise_records(records[~same], region).assign(unique_id=keys[~same], fingerprint=prints[~same])
+        frame = pd.concat([reused, fresh], ignore_index=True) if len(fresh) else reused
+    else:
+        frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
+    frame = frame.sort_values("unique_id", kind="stable").reset_index(drop=True)
+    return frame, keys[~same]
+
+
+def _score(frame: pd.DataFrame, changed: pd.Series, settings: ReconcileSettings, previous: Previous,
+           model: dict | None) -> tuple[pd.DataFrame, str | None, int]:
     prob = settings.matching.probabilistic
     if prob is None or not prob.enabled:
         return pd.DataFrame(columns=probabilistic.PAIR_COLUMNS), None, 0
     model = model if model is not None else probabilistic.load_model(prob)
-    model_fingerprint = hashlib.sha1(json.dumps([prob.model_dump(), model], sort_keys=True, default=str)
-                                     .encode()).hexdigest()[:16]
+    # Pairs scored before are reused only under the same settings, model and size class (the prior).
+    model_fingerprint = hashlib.sha1(json.dumps([prob.model_dump(), model, probabilistic.size_class(len(frame))],
+                                                sort_keys=True, default=str).encode()).hexdigest()[:16]
     reusable = (previous.pairs is not None and previous.crosswalk is not None and "fingerprint" in previous.crosswalk
                 and previous.model_fingerprint == model_fingerprint)
     if not reusable:
         return probabilistic.score_pairs(frame, prob, model), model_fingerprint, len(frame)
-    before = dict(zip(_keys(previous.crosswalk), previous.crosswalk["fingerprint"]))
-    changed = frame["unique_id"][frame["unique_id"].map(before) != frame["fingerprint"]]
-    alive = set(frame["unique_id"]) - set(changed)
-    kept = previous.pairs[previous.pairs["left"].isin(alive) & previous.pairs["right"].isin(alive)]
+    alive = pd.Index(frame["unique_id"].astype(object)).difference(pd.Index(changed.astype(object)))
+    kept = previous.pairs[previous.pairs["left"].astype(object).isin(alive)
+                          & previous.pairs["right"].astype(object).isin(alive)]
     new = probabilistic.score_pairs(frame, prob, model, new_ids=changed)
     pairs = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)
     return pairs, model_fingerprint, len(changed)
+
+
+KEY_COLUMNS = ("n_tax_id", "n_email", "n_phone")
+
+
+def _scope(frame: pd.DataFrame, changed: pd.Series, previous: Previous, pairs: pd.DataFrame,
+           decided: list[str]) -> np.ndarray | None:
+    """The records a change can affect, or None for all. Starting from the new, changed and removed records
+    (and those a person decided on), it takes in whole previous customers, records sharing a key (tax id,
+    email, phone) and partners in scored pairs, until nothing more comes in. Outside it, every link, id and
+    golden record stays as it was."""
+    if previous.normalised is None or previous.customers is None or previous.crosswalk is None:
+        return None
+    # Integer codes and numpy masks: membership tests on a million text keys are too slow otherwise.
+    ids = pd.Index(frame["unique_id"].astype(object))
+    before = previous.crosswalk.set_index(_keys(previous.crosswalk).astype(object))["customer_id"].astype(object)
+    customer_codes, _ = pd.factorize(ids.map(before).to_numpy())
+    key_codes = [pd.factorize(frame[column].astype(object).to_numpy())[0] for column in KEY_COLUMNS]
+    left = ids.get_indexer(pairs["left"].astype(object))
+    right = ids.get_indexer(pairs["right"].astype(object))
+    both = (left >= 0) & (right >= 0)
+    left, right = left[both], right[both]
+    inside = ids.isin(pd.Index(changed.astype(object)).append(pd.Index(decided, dtype=object)))
+    removed = before.index.difference(ids)
+    gone_customers = set(before.loc[removed])
+    inside |= ids.map(before).isin(gone_customers) if gone_customers else False
+    for _ in range(20):
+        grown = inside.copy()
+        for codes in (customer_codes, *key_codes):
+            chosen = np.unique(codes[grown])
+            grown |= np.isin(codes, chosen[chosen >= 0])
+        touching = grown[left] | grown[right]
+        grown[left[touching]] = True
+        grown[right[touching]] = True
+        if (grown == inside).all():
+            return inside
+        inside = grown
+    return None  # a change that reaches this far is cheaper to rebuild in full
 
 
 def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: ReconcileSettings | None = None,
@@ -87,13 +153,12 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     settings = settings or ReconcileSettings()
     previous = previous or Previous()
     matching = settings.matching
-    frame = normalise_records(records.reset_index(drop=True), matching.default_phone_region)
-    frame = frame.sort_values(["source_system", "source_id"], kind="stable").reset_index(drop=True)
-    frame["unique_id"] = _keys(frame)
-    frame["fingerprint"] = fingerprint(frame)
+    everything, changed = _normalised(records, previous, matching.default_phone_region)
+    pairs, model_fingerprint, scored = _score(everything, changed, settings, previous, model)
+    decided = [] if previous.decisions is None else list(previous.decisions["left"]) + list(previous.decisions["right"])
+    scope = _scope(everything, changed, previous, pairs, decided)
+    frame = everything if scope is None else everything[scope].reset_index(drop=True)
     position = dict(zip(frame["unique_id"], frame.index))
-
-    pairs, model_fingerprint, scored = _score(frame, settings, previous, model)
     decisions = _decisions(previous.decisions, position)
     apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
     clusters = Clusters(frame["n_tax_id"].tolist(), apart)
@@ -110,15 +175,16 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
         attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
     prob = matching.probabilistic
-    pairs = pairs[pairs["left"].isin(position) & pairs["right"].isin(position)]
-    pairs = pairs.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
+    inside = pd.Index(list(position), dtype=object)
+    local = pairs[pairs["left"].astype(object).isin(inside) & pairs["right"].astype(object).isin(inside)]
+    local = local.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
     # A person's decision stands whether or not the pair is still scored in the review band.
     for (a, b), decision in sorted(decisions.items()):
         if decision["decision"] == "accepted":
             attach(position[a], position[b], {
                 "rule": "review_accepted", "band": "reviewed", "score": decision.get("match_probability"),
                 "fields": decision.get("fields"), "decided_by": decision.get("decided_by")})
-    undecided = pairs[_mask([(a, b) not in decisions for a, b in zip(pairs["left"], pairs["right"])])]
+    undecided = local[_mask([(a, b) not in decisions for a, b in zip(local["left"], local["right"])])]
     automatic = undecided[undecided["match_probability"] >= prob.auto_merge_at] if prob else undecided.iloc[:0]
     for pair in automatic.itertuples(index=False):
         attach(position[pair.left], position[pair.right], _evidence(pair, "probabilistic", "auto"))
@@ -129,18 +195,37 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
 
     previous_ids = pd.Series([None] * len(frame), dtype=object)
     if previous.crosswalk is not None and not previous.crosswalk.empty:
-        prior = dict(zip(_keys(previous.crosswalk), previous.crosswalk["customer_id"]))
+        prior = previous.crosswalk.set_index(_keys(previous.crosswalk))["customer_id"]
         previous_ids = frame["unique_id"].map(prior).astype(object)
+    outside_ids = set() if scope is None else set(previous.crosswalk["customer_id"]) - set(previous_ids.dropna())
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
-    frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at)
+    frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at,
+                                              reserved=outside_ids)
     crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
+    golden_input = frame.copy()
     for raw, normalised in (("email", "n_email"), ("phone", "n_phone"), ("tax_id", "n_tax_id")):
-        frame[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
-    customers = golden_records(frame, settings.survivorship)
+        golden_input[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
+    customers = golden_records(golden_input, settings.survivorship)
+    if scope is not None:  # what lies outside the scope is carried over as it was
+        kept = previous.crosswalk[_keys(previous.crosswalk).astype(object).isin(
+            pd.Index(everything["unique_id"][~scope].astype(object)))]
+        crosswalk = pd.concat([kept[crosswalk.columns], crosswalk], ignore_index=True)
+        customers = pd.concat([previous.customers[previous.customers["customer_id"].astype(object).isin(pd.Index(list(outside_ids), dtype=object))][customers.columns],
+                               customers], ignore_index=True)
+        reviews = _open_reviews(pairs, crosswalk, decisions, prob.auto_merge_at if prob else 0.0)
     return ReconcileResult(crosswalk, customers, events, clusters.refused, pairs.reset_index(drop=True), reviews,
-                           model_fingerprint, scored)
+                           model_fingerprint, scored, everything, len(frame))
+
+
+def _open_reviews(pairs: pd.DataFrame, crosswalk: pd.DataFrame, decisions: dict, auto_merge_at: float) -> pd.DataFrame:
+    """Undecided review-band pairs whose records are in different customers, over the whole set."""
+    customer_of = crosswalk.set_index(_keys(crosswalk))["customer_id"]
+    band = pairs[pairs["match_probability"] < auto_merge_at]
+    apart = band["left"].map(customer_of).to_numpy() != band["right"].map(customer_of).to_numpy()
+    band = band[apart & _mask([(a, b) not in decisions for a, b in zip(band["left"], band["right"])])]
+    return band.sort_values(["match_probability", "left", "right"], ascending=[False, True, True]).reset_index(drop=True)
 
 
 def _mask(values: list[bool]) -> np.ndarray:

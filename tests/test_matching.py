@@ -236,3 +236,38 @@ def test_a_shared_common_name_weighs_less_than_a_shared_rare_one():
     result = resolve(records(*common, *rare, *others), settings=tf, model=MODEL)
     name_weight = {tuple(sorted((p.left, p.right))): p.fields["name_key"][1] for p in result.pairs.itertuples()}
     assert name_weight[("erpnext:A", "tryton:B")] > max(w for k, w in name_weight.items() if k[0].startswith("odoo"))
+
+
+def _bench_records(n: int, seed: int) -> pd.DataFrame:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "reconcile_data.py"
+    spec = importlib.util.spec_from_file_location("reconcile_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate(n, seed).drop(columns="true_id").assign(is_company=None, is_active=None, updated_at=pd.NaT)
+
+
+def test_linking_changes_into_the_previous_state_gives_what_a_full_run_gives():
+    data = _bench_records(3000, seed=5)
+    later = data.sample(n=300, random_state=1).index
+    first = resolve(data.drop(index=later), settings=SHIPPED)
+    changed = data.drop(index=later[:20])  # 280 new records arrive, 20 of the first run's records are gone...
+    edited = changed.drop(index=later, errors="ignore").sample(n=40, random_state=2).index
+    changed.loc[edited, "email"] = [f"moved{i}@example.org" for i in range(40)]  # ...and 40 change their email
+    state = Previous(first.crosswalk, first.pairs, first.model_fingerprint, customers=first.customers,
+                     normalised=first.normalised)
+    incremental = resolve(changed, state, settings=SHIPPED)
+    full = resolve(changed, Previous(first.crosswalk), settings=SHIPPED)  # every record normalised, scored, clustered
+    assert incremental.scored_records == 320 and full.scored_records == len(changed)
+    assert incremental.rebuilt_records < len(changed) / 3 and full.rebuilt_records == len(changed)
+    by_key = ["source_system", "source_id"]
+    columns = [*by_key, "customer_id", "match_rule", "match_band", "match_score", "fingerprint"]
+    pd.testing.assert_frame_equal(incremental.crosswalk.sort_values(by_key)[columns].reset_index(drop=True),
+                                  full.crosswalk.sort_values(by_key)[columns].reset_index(drop=True))
+    pd.testing.assert_frame_equal(incremental.customers.sort_values("customer_id").reset_index(drop=True),
+                                  full.customers.sort_values("customer_id").reset_index(drop=True), check_dtype=False)
+    assert sorted(map(str, incremental.events)) == sorted(map(str, full.events))
+    assert set(zip(incremental.reviews["left"], incremental.reviews["right"])) == \
+        set(zip(full.reviews["left"], full.reviews["right"]))
