@@ -24,6 +24,10 @@ def _keys(rows: pd.DataFrame, key_columns: tuple[str, ...]) -> set[tuple]:
     return set(zip(systems, ids))
 
 
+def _json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def utcnow() -> datetime:
     """Naive UTC now, the form timestamps take in SQL."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -175,7 +179,6 @@ class HubStore:
         if frame.empty or frame["model"].nunique() != 1:
             return None, None
         pairs = frame.rename(columns={"left_id": "left", "right_id": "right"})
-        pairs["fields"] = pairs["fields"].map(json.loads)
         return pairs[["left", "right", "match_probability", "match_weight", "fields"]], frame["model"].iat[0]
 
     def save_matching_state(self, pairs: pd.DataFrame | None, model: str | None, reviews: pd.DataFrame | None,
@@ -183,7 +186,7 @@ class HubStore:
         """Replace the scored pairs; refresh the pending review queue, keeping every decision ever made."""
         rows = [] if pairs is None or model is None else [
             {"left_id": p.left, "right_id": p.right, "match_probability": float(p.match_probability),
-             "match_weight": float(p.match_weight), "fields": json.dumps(p.fields, ensure_ascii=False),
+             "match_weight": float(p.match_weight), "fields": _json_text(p.fields),
              "model": model, "run_id": run_id} for p in pairs.itertuples(index=False)]
         self.replace_rows("match_pairs", rows)
         r = schema.match_reviews
@@ -192,7 +195,7 @@ class HubStore:
             conn.execute(delete(r).where(r.c.status == "pending"))
             pending = [] if reviews is None else [
                 {"left_id": p.left, "right_id": p.right, "match_probability": float(p.match_probability),
-                 "fields": json.dumps(p.fields, ensure_ascii=False), "status": "pending", "queued_at": now,
+                 "fields": _json_text(p.fields), "status": "pending", "queued_at": now,
                  "run_id": run_id} for p in reviews.itertuples(index=False) if (p.left, p.right) not in decided]
             if pending:
                 conn.execute(insert(r), pending)

@@ -9,10 +9,14 @@ in Latin letters.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 
+import numpy as np
 import opencc
 import pandas as pd
 import phonenumbers
@@ -221,21 +225,49 @@ def norm_tax_id(value: str | None) -> str | None:
     return tax_id if len(tax_id) >= 5 else None
 
 
+PARALLEL_FROM = 200_000  # records; below this, forking worker processes costs more than it saves
+_PENDING: tuple[pd.DataFrame, str] | None = None  # what forked workers read, instead of pickling it to them
+
+
 def normalise_records(records: pd.DataFrame, default_region: str = "CN") -> pd.DataFrame:
-    """Add the n_* comparison columns to canonical customer records."""
+    """Add the n_* comparison columns to canonical customer records (on every core for large sets)."""
+    global _PENDING
     out = records.copy()
-    region = out["country"].where(out["country"].notna(), default_region).astype(str).str.upper()
-    out["n_name"] = out["name"].map(norm_name)
-    out["n_email"] = out["email"].map(norm_email)
+    workers = min(os.cpu_count() or 1, 8)
+    if len(out) < PARALLEL_FROM or workers < 2:
+        columns = _comparison_columns(out, default_region)
+    else:
+        _PENDING = (out, default_region)
+        try:
+            bounds = np.linspace(0, len(out), workers + 1).astype(int)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                columns = pd.concat(pool.map(_normalise_slice, zip(bounds[:-1], bounds[1:])))
+        finally:
+            _PENDING = None
+    for column in columns:
+        out[column] = columns[column].to_numpy()
+    return out
+
+
+def _normalise_slice(bounds: tuple[int, int]) -> pd.DataFrame:
+    records, region = _PENDING
+    return _comparison_columns(records.iloc[bounds[0]:bounds[1]], region)
+
+
+def _comparison_columns(records: pd.DataFrame, default_region: str) -> pd.DataFrame:
+    out = pd.DataFrame(index=records.index)
+    region = records["country"].where(records["country"].notna(), default_region).astype(str).str.upper()
+    out["n_name"] = records["name"].map(norm_name)
+    out["n_email"] = records["email"].map(norm_email)
     # The customer's country reads national formats ("030 1234567" in Germany); the ERP's own region reads
     # numbers dialled from the company's office ("001 206 …" is +1 206 … when dialled from China).
     out["n_phone"] = [norm_phone(p, r if len(r) == 2 else default_region) or norm_phone(p, default_region)
-                      for p, r in zip(out["phone"], region)]
-    out["n_tax_id"] = out["tax_id"].map(norm_tax_id)
+                      for p, r in zip(records["phone"], region)]
+    out["n_tax_id"] = records["tax_id"].map(norm_tax_id)
     out["n_name_key"] = out["n_name"].map(name_key)
     for column, normaliser in (("street", norm_street), ("city", norm_city), ("postcode", norm_postcode)):
-        out[f"n_{column}"] = out[column].map(normaliser) if column in out else None
-    out["n_birth_date"] = iso_dates(out["birth_date"]) if "birth_date" in out else None
+        out[f"n_{column}"] = records[column].map(normaliser) if column in records else None
+    out["n_birth_date"] = iso_dates(records["birth_date"]) if "birth_date" in records else None
     return out
 
 

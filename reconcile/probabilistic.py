@@ -12,7 +12,10 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from erp2crm.errors import ConfigError
 from reconcile.settings import Probabilistic
@@ -20,7 +23,7 @@ from reconcile.settings import Probabilistic
 # Match column (as named in matching.yaml) → normalised column of the record frame.
 FRAME_COLUMNS = {"name_key": "n_name_key", "email": "n_email", "phone": "n_phone", "tax_id": "n_tax_id",
                  "postcode": "n_postcode", "city": "n_city", "street": "n_street", "birth_date": "n_birth_date"}
-PAIR_COLUMNS = ["left", "right", "match_probability", "match_weight", "fields"]
+PAIR_COLUMNS = ["left", "right", "match_probability", "match_weight", "fields"]  # fields: JSON text
 TRAINED_ON = "erp2crm_trained_on_records"  # our key in the model file; Splink never sees it
 # No level is impossible for a true match: a typo in a birth date or a tax id happens. Without a floor, a
 # level never seen among the training matches gets m = 0, an infinitely negative weight.
@@ -130,35 +133,47 @@ def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: 
             base = db_api.register(records[~is_new])
             scored.append(linker.inference.predict_between(new, base, threshold_match_probability=prob.review_at,
                                                            warning_mode="never"))
-    frames = [s.as_pandas_dataframe() for s in (scored if isinstance(scored, list) else [scored])]
-    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return _explained(pairs, settings)
+    tables = [_needed_columns(part, settings) for part in (scored if isinstance(scored, list) else [scored])]
+    return _explained(pa.concat_tables(tables), settings)
 
 
-def _explained(pairs: pd.DataFrame, settings: dict) -> pd.DataFrame:
-    if pairs.empty:
+def _needed_columns(scored, settings: dict) -> pa.Table:
+    """Only what explaining a pair needs, straight from DuckDB to Arrow (not every compared value)."""
+    relation = scored.as_duckdbpyrelation()
+    wanted = ["unique_id_l", "unique_id_r", "match_probability", "match_weight"]
+    for comparison in settings["comparisons"]:
+        name = comparison["output_column_name"]
+        wanted += [c for c in (f"gamma_{name}", f"mw_{name}", f"mw_tf_adj_{name}") if c in relation.columns]
+    return relation.select(*(f'"{c}"' for c in wanted)).to_arrow_table()
+
+
+def _explained(pairs: pa.Table, settings: dict) -> pd.DataFrame:
+    if pairs.num_rows == 0:
         return pd.DataFrame(columns=PAIR_COLUMNS)
-    out = pd.DataFrame({"left": pairs["unique_id_l"].astype(str), "right": pairs["unique_id_r"].astype(str),
-                        "match_probability": pairs["match_probability"].astype(float),
-                        "match_weight": pairs["match_weight"].astype(float)})
-    # Each pair's evidence: per compared field, the level it reached and that level's match weight (log2 of
-    # its Bayes factor): positive for agreement, negative for disagreement, absent when a value was missing.
+    # Each pair's evidence, as JSON text: per compared field, the level it reached and that level's match
+    # weight (log2 of its Bayes factor, term frequency included): positive for agreement, negative for
+    # disagreement, absent when a value was missing. Built in Arrow: a million pairs are common.
     parts = []
     for comparison in settings["comparisons"]:
         name = comparison["output_column_name"]
-        labels = {i: lvl["label_for_charts"] for i, lvl in enumerate(reversed(
-            [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]))}
-        gamma = pairs[f"gamma_{name}"].astype(int)
-        weight = pairs[f"mw_{name}"].astype(float)
-        if f"mw_tf_adj_{name}" in pairs:  # how common the shared value is, folded into the field's weight
-            weight = weight + pairs[f"mw_tf_adj_{name}"].astype(float).fillna(0)
-        parts.append((name, gamma.map(labels).tolist(), weight.round(2).tolist()))
-    out["fields"] = [{name: [level[i], weight[i]] for name, level, weight in parts if isinstance(level[i], str)}
-                     for i in range(len(out))]
-    # Splink orders each pair by its own id rule; keep left < right as the rest of reconcile does.
-    swap = out["left"] > out["right"]
-    out.loc[swap, ["left", "right"]] = out.loc[swap, ["right", "left"]].values
-    return out.reset_index(drop=True)
+        levels = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]
+        # gamma is -1 for a missing value, 0 for the last (else) level, up to len-1 for the first.
+        prefixes = pa.array([None] + [f"{json.dumps(name)}: [{json.dumps(lvl['label_for_charts'], ensure_ascii=False)}, "
+                                      for lvl in reversed(levels)], pa.string())
+        prefix = pc.take(prefixes, pc.add(pc.cast(pairs[f"gamma_{name}"], pa.int64()), 1))
+        weight = pairs[f"mw_{name}"]
+        if f"mw_tf_adj_{name}" in pairs.column_names:  # how common the shared value is, in the field's weight
+            weight = pc.add(weight, pc.fill_null(pairs[f"mw_tf_adj_{name}"], 0.0))
+        parts.append(pc.binary_join_element_wise(prefix, pc.cast(pc.round(weight, 2), pa.string()), "], ", ""))
+    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+    fields = pc.binary_join_element_wise("{", pc.utf8_rtrim(joined, characters=", "), "}", "")
+    left, right = pairs["unique_id_l"].to_numpy(zero_copy_only=False), pairs["unique_id_r"].to_numpy(zero_copy_only=False)
+    swap = left > right  # Splink orders each pair by its own id rule; reconcile keeps left < right
+    return pd.DataFrame({
+        "left": np.where(swap, right, left).astype(object), "right": np.where(swap, left, right).astype(object),
+        "match_probability": pairs["match_probability"].to_numpy(zero_copy_only=False).astype(float),
+        "match_weight": pairs["match_weight"].to_numpy(zero_copy_only=False).astype(float),
+        "fields": fields.to_numpy(zero_copy_only=False).astype(object)})
 
 
 def train(frame: pd.DataFrame, prob: Probabilistic, label_column: str | None = None,

@@ -162,15 +162,16 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     decisions = _decisions(previous.decisions, position)
     apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
     clusters = Clusters(frame["n_tax_id"].tolist(), apart)
-    explanation: dict[int, dict] = {}
+    explanation: dict[int, tuple[dict, int]] = {}
     unique_ids = frame["unique_id"].tolist()
 
     def attach(left: int, right: int, evidence: dict) -> None:
         if clusters.union(left, right):
-            # Each record keeps the first link that attached it, naming the record on the other end.
-            for pos, other in ((right, left), (left, right)):
-                if pos not in explanation:
-                    explanation[pos] = {**evidence, "matched_with": unique_ids[other]}
+            # Each record keeps the first link that attached it and the record on the other end.
+            if right not in explanation:
+                explanation[right] = (evidence, left)
+            if left not in explanation:
+                explanation[left] = (evidence, right)
 
     for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
         attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
@@ -201,6 +202,8 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
     frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at,
                                               reserved=outside_ids)
+    explanation = {pos: {**evidence, "matched_with": unique_ids[other]}
+                   for pos, (evidence, other) in explanation.items()}
     crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
@@ -244,8 +247,9 @@ def _decisions(decisions: pd.DataFrame | None, position: dict) -> dict[tuple[str
 
 
 def _evidence(pair, rule: str, band: str, **extra) -> dict:
+    fields = json.loads(pair.fields) if isinstance(pair.fields, str) else pair.fields
     return {"rule": rule, "band": band, "score": round(float(pair.match_probability), 6),
-            "match_weight": round(float(pair.match_weight), 2), "fields": pair.fields,
+            "match_weight": round(float(pair.match_weight), 2), "fields": fields,
             **{k: v for k, v in extra.items() if v is not None}}
 
 

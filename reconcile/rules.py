@@ -63,13 +63,18 @@ class Clusters:
 
 
 def _key_links(frame: pd.DataFrame, column: str, rule: str) -> list[Link]:
-    keyed = frame[frame[column].notna()]
-    keyed = keyed[keyed.duplicated(column, keep=False)]
-    links = []
-    for key, positions in keyed.groupby(column, sort=True).indices.items():
-        rows = sorted(keyed.index[positions])
-        links += [Link(rule, rows[0], other, {"field": column[2:], "value": key}) for other in rows[1:]]
-    return links
+    """Records sharing a value: each is linked to the first record (lowest position) with that value."""
+    values = frame[column]
+    shared = values[values.notna() & values.duplicated(keep=False)]
+    if shared.empty:
+        return []
+    table = pd.DataFrame({"value": shared.to_numpy(dtype=object), "pos": shared.index.to_numpy()})
+    table = table.sort_values(["value", "pos"], kind="stable")
+    table["first"] = table.groupby("value", sort=False)["pos"].transform("min")
+    table = table[table["pos"] != table["first"]]
+    field = column[2:]
+    return [Link(rule, int(first), int(pos), {"field": field, "value": value})
+            for value, pos, first in zip(table["value"], table["pos"], table["first"])]
 
 
 def name_similarity(name_a: str, name_b: str, key_a: str | None, key_b: str | None) -> tuple[float, str]:

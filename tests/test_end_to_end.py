@@ -196,3 +196,39 @@ def test_run_report_and_data_docs_are_written_for_every_run(world, first_run):
     assert len([h for h in links if "/validations/" in h]) == len(ENTITIES) + 2  # staging entities, customers, profiles
     assert all((report.parent / h).is_file() for h in links)
     assert TOKEN not in page
+
+
+def test_a_reviewers_decision_is_applied_by_the_next_runs(world, first_run):
+    """A person rejects a merge the matcher made: the next run splits the customer (a split event, a new
+    CRM account) and so does every run after; accepting it again merges them back under the old id."""
+    hub = hub_store()
+    crosswalk = hub.read_table("crosswalk")
+    crosswalk["key"] = crosswalk["source_system"] + ":" + crosswalk["source_id"]
+    pairs = [sorted(keys) for keys in crosswalk.groupby("customer_id")["key"].agg(list) if len(keys) == 2]
+    left, right = pairs[0]
+    old_id = crosswalk.set_index("key").at[left, "customer_id"]
+
+    def customer_ids() -> dict:
+        now = hub.read_table("crosswalk")
+        return dict(zip(now["source_system"] + ":" + now["source_id"], now["customer_id"]))
+
+    hub.decide_review(left, right, "rejected", "e2e-reviewer", note="two people at one address")
+    for _ in range(2):  # the decision holds in the run that applies it and in the next one
+        dag_run, summary = _run(world)
+        assert str(dag_run.state) == "success"
+        ids = customer_ids()
+        assert ids[left] != ids[right] and old_id in (ids[left], ids[right])
+    new_id = ids[right] if ids[left] == old_id else ids[left]
+    events = hub.read_table("customer_events")
+    assert ((events["event"] == "split") & (events["customer_id"] == new_id)).sum() == 1
+    assert new_id in {a["ERP2CRM_Customer_Id__c"] for a in world["crm"].records("Account")}
+    decided = hub.reviews(("rejected",))
+    assert list(zip(decided["left"], decided["right"], decided["decided_by"])) == [(left, right, "e2e-reviewer")]
+
+    hub.decide_review(right, left, "accepted", "e2e-reviewer")  # either order names the pair
+    dag_run, _ = _run(world)
+    ids = customer_ids()
+    assert ids[left] == ids[right] == old_id
+    events = hub.read_table("customer_events")
+    merged = events[(events["event"] == "merged") & (events["customer_id"] == old_id)]
+    assert [json.loads(p) for p in merged["previous_ids"]] == [[new_id]]

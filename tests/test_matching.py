@@ -234,7 +234,7 @@ def test_a_shared_common_name_weighs_less_than_a_shared_rare_one():
     rare = [person("erpnext", "A", name="Ouyang Nana", city="Beijing"), person("tryton", "B", name="Ouyang Nana", city="Beijing")]
     others = [person("erpnext", f"X{i}", name=f"Someone {i}", city="Beijing") for i in range(90)]
     result = resolve(records(*common, *rare, *others), settings=tf, model=MODEL)
-    name_weight = {tuple(sorted((p.left, p.right))): p.fields["name_key"][1] for p in result.pairs.itertuples()}
+    name_weight = {tuple(sorted((p.left, p.right))): json.loads(p.fields)["name_key"][1] for p in result.pairs.itertuples()}
     assert name_weight[("erpnext:A", "tryton:B")] > max(w for k, w in name_weight.items() if k[0].startswith("odoo"))
 
 
