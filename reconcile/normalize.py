@@ -225,6 +225,7 @@ def norm_tax_id(value: str | None) -> str | None:
     return tax_id if len(tax_id) >= 5 else None
 
 
+_TEXT_INPUTS = ("name", "email", "phone", "tax_id", "street", "city", "postcode", "country")
 PARALLEL_FROM = 200_000  # records; below this, forking worker processes costs more than it saves
 _PENDING: tuple[pd.DataFrame, str] | None = None  # what forked workers read, instead of pickling it to them
 
@@ -255,6 +256,8 @@ def _normalise_slice(bounds: tuple[int, int]) -> pd.DataFrame:
 
 
 def _comparison_columns(records: pd.DataFrame, default_region: str) -> pd.DataFrame:
+    # Plain Python strings: mapping over Arrow-backed text costs a conversion per value.
+    records = records.astype({c: object for c in records.columns if c in _TEXT_INPUTS})
     out = pd.DataFrame(index=records.index)
     region = records["country"].where(records["country"].notna(), default_region).astype(str).str.upper()
     out["n_name"] = records["name"].map(norm_name)

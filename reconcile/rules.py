@@ -91,19 +91,21 @@ def name_similarity(name_a: str, name_b: str, key_a: str | None, key_b: str | No
 def _phone_links(frame: pd.DataFrame, threshold: float) -> list[Link]:
     keyed = frame[frame["n_phone"].notna() & frame["n_name"].notna()]
     shared = keyed[keyed.duplicated("n_phone", keep=False)]
+    if shared.empty:
+        return []
+    sides = pd.DataFrame({"phone": shared["n_phone"].to_numpy(dtype=object), "pos": shared.index.to_numpy()})
+    pairs = sides.merge(sides, on="phone", suffixes=("_a", "_b"))
+    pairs = pairs[pairs["pos_a"] < pairs["pos_b"]].sort_values(["phone", "pos_a", "pos_b"])
     names = frame["n_name"].tolist()
     keys = (frame["n_name_key"] if "n_name_key" in frame else frame["n_name"]).tolist()
     links = []
-    for phone, positions in shared.groupby("n_phone", sort=True).indices.items():
-        rows = sorted(shared.index[positions])
-        for i, a in enumerate(rows):
-            for b in rows[i + 1:]:
-                score, how = name_similarity(names[a], names[b], keys[a], keys[b])
-                if score >= threshold:
-                    evidence = {"field": "phone", "value": phone, "name_similarity": round(score, 1)}
-                    if how != "as written":
-                        evidence["names_compared"] = how
-                    links.append(Link("same_phone_similar_name", a, b, evidence))
+    for phone, a, b in zip(pairs["phone"], pairs["pos_a"].tolist(), pairs["pos_b"].tolist()):
+        score, how = name_similarity(names[a], names[b], keys[a], keys[b])
+        if score >= threshold:
+            evidence = {"field": "phone", "value": phone, "name_similarity": round(score, 1)}
+            if how != "as written":
+                evidence["names_compared"] = how
+            links.append(Link("same_phone_similar_name", a, b, evidence))
     return links
 
 

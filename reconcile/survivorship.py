@@ -3,9 +3,10 @@ of config/survivorship.yaml (source_priority, most_recent, most_complete, most_f
 for a group of fields taken together from one record."""
 from __future__ import annotations
 
-import json
-
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reconcile.settings import GOLDEN_FIELDS, SurvivorshipSettings
 
@@ -50,6 +51,18 @@ def _first_record(ordered: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
     return chosen[fields]
 
 
+def _source_ids(customers: np.ndarray, keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer code (0..n-1, all present): the JSON list of its sorted record keys, and their number.
+    Joined in Arrow: a Python call per customer is too slow for a million records."""
+    order = np.lexsort((keys.to_numpy(dtype=object).astype(str), customers))
+    counts = np.bincount(customers, minlength=customers.max() + 1 if len(customers) else 0)
+    values = pa.array(keys.to_numpy(dtype=object)[order], pa.string())
+    values = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    lists = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32()), values)
+    text = pc.binary_join_element_wise('["', pc.binary_join(lists, '", "'), '"]', "")
+    return text.to_numpy(zero_copy_only=False).astype(object), counts
+
+
 def golden_records(records: pd.DataFrame, rules: SurvivorshipSettings) -> pd.DataFrame:
     """records: canonical customer records with customer_id. One row per customer_id."""
     rank = {s: i for i, s in enumerate(rules.source_priority)}
@@ -87,8 +100,6 @@ def golden_records(records: pd.DataFrame, rules: SurvivorshipSettings) -> pd.Dat
             golden[field] = golden[field].astype(values[field].dtype)
         except (TypeError, ValueError):
             pass
-    keys = prepared[["_customer", "_key"]].sort_values(["_customer", "_key"])
-    golden["source_ids"] = keys.groupby("_customer", sort=True)["_key"].agg(lambda s: json.dumps(list(s)))
-    golden["source_count"] = keys.groupby("_customer", sort=True).size()
+    golden["source_ids"], golden["source_count"] = _source_ids(prepared["_customer"].to_numpy(), prepared["_key"])
     golden.insert(0, "customer_id", ids)
     return golden[["customer_id", *GOLDEN_FIELDS, "source_ids", "source_count"]].reset_index(drop=True)
