@@ -73,10 +73,10 @@ def _keys(frame: pd.DataFrame) -> pd.Series:
 
 
 def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The records with their comparison columns, in key order, and the keys of the new or changed ones.
-    Rows of the previous run whose fingerprint is unchanged are reused rather than normalised again."""
+    """The records with their comparison columns (in no particular order), and the keys of the new or
+    changed ones. Rows of the previous run whose fingerprint is unchanged are reused, not normalised again."""
     records = records.reset_index(drop=True)
-    keys, prints = _keys(records), fingerprint(records)
+    keys, prints = _keys(records).astype(object), fingerprint(records)
     if previous.normalised is not None:
         before = previous.normalised.set_index("unique_id")["fingerprint"]
     elif previous.crosswalk is not None and "fingerprint" in previous.crosswalk:
@@ -85,13 +85,13 @@ def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple
         before = pd.Series(dtype=object)
     same = (keys.map(before) == prints).to_numpy()
     if previous.normalised is not None and same.any():
-        reused = previous.normalised.set_index("unique_id").loc[keys[same]].reset_index()
+        kept = previous.normalised["unique_id"].isin(pd.Index(keys[same]))
+        reused = previous.normalised[kept.to_numpy()]
         fresh = normalise_records(records[~same], region).assign(unique_id=keys[~same], fingerprint=prints[~same])
-        frame = pd.concat([reused, fresh], ignore_index=True) if len(fresh) else reused
+        frame = pd.concat([reused, fresh[reused.columns]], ignore_index=True) if len(fresh) else reused
     else:
         frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
-    frame = frame.sort_values("unique_id", kind="stable").reset_index(drop=True)
-    return frame, keys[~same]
+    return frame.reset_index(drop=True), keys[~same]
 
 
 def _score(frame: pd.DataFrame, changed: pd.Series, settings: ReconcileSettings, previous: Previous,
@@ -107,9 +107,9 @@ def _score(frame: pd.DataFrame, changed: pd.Series, settings: ReconcileSettings,
                 and previous.model_fingerprint == model_fingerprint)
     if not reusable:
         return probabilistic.score_pairs(frame, prob, model), model_fingerprint, len(frame)
-    alive = pd.Index(frame["unique_id"].astype(object)).difference(pd.Index(changed.astype(object)))
-    kept = previous.pairs[previous.pairs["left"].astype(object).isin(alive)
-                          & previous.pairs["right"].astype(object).isin(alive)]
+    ids, changed = pd.Index(frame["unique_id"]), pd.Index(changed)
+    left, right = previous.pairs["left"].astype(object), previous.pairs["right"].astype(object)
+    kept = previous.pairs[(left.isin(ids) & right.isin(ids) & ~left.isin(changed) & ~right.isin(changed)).to_numpy()]
     new = probabilistic.score_pairs(frame, prob, model, new_ids=changed)
     pairs = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)
     return pairs, model_fingerprint, len(changed)
@@ -162,7 +162,8 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     pairs, model_fingerprint, scored = _score(everything, changed, settings, previous, model)
     decided = [] if previous.decisions is None else list(previous.decisions["left"]) + list(previous.decisions["right"])
     scope = _scope(everything, changed, previous, pairs, decided)
-    frame = everything if scope is None else everything[scope].reset_index(drop=True)
+    # Clustering works in key order, so that a partial rebuild takes the same decisions as a full one.
+    frame = (everything if scope is None else everything[scope]).sort_values("unique_id").reset_index(drop=True)
     position = dict(zip(frame["unique_id"], frame.index))
     decisions = _decisions(previous.decisions, position)
     apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
