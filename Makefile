@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test bench venv clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Every benchmark at its recorded size (~25 min on 2 cores); results in bench/results/, see bench/README.md.
+bench: $(STAMP)
+	$(BIN)/python bench/enrich_bench.py
+	$(BIN)/python bench/quality_bench.py
+	$(BIN)/python bench/reconcile_bench.py --sizes 10000 100000 --runs 3
+	$(BIN)/python bench/reconcile_bench.py --sizes 1000000 --runs 1 --incremental 10000 --base 1000000
 
 clean:
 	rm -rf var $(VENV)

@@ -16,7 +16,8 @@ Engines:
   and golden records. Timed end to end from raw records.
 - splink: Splink 5 alone, as a user would set it up: the same normalised columns, blocking rules and
   comparisons; u by random sampling, m and the prior by expectation maximisation (no labels); predict,
-  then connected components at match probability 0.95. Normalisation is not in its time.
+  then connected components at match probability 0.95. Its `seconds` leave out the normalisation it is
+  given (our code), timed apart as `normalise_seconds`.
 """
 from __future__ import annotations
 
@@ -91,7 +92,9 @@ def run_splink(n: int) -> dict:
     data = records(n)
     truth = data.pop("true_id")
     prob = load_settings().matching.probabilistic
+    start = time.perf_counter()
     frame = normalise_records(data)
+    normalise_seconds = time.perf_counter() - start
     frame["unique_id"] = frame["source_system"] + ":" + frame["source_id"]
     table = _input(frame, prob)
     start = time.perf_counter()
@@ -106,7 +109,8 @@ def run_splink(n: int) -> dict:
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(scored, 0.95).as_pandas_dataframe()
     seconds = time.perf_counter() - start
     predicted = table["unique_id"].map(dict(zip(clusters["unique_id"], clusters["cluster_id"])))
-    return {"seconds": round(seconds, 2), **pair_scores(truth, predicted)}
+    return {"seconds": round(seconds, 2), "normalise_seconds": round(normalise_seconds, 2),
+            **pair_scores(truth, predicted)}
 
 
 def run_incremental(n_new: int, n_base: int) -> dict:

@@ -200,7 +200,7 @@ def reconcile_customers(run_id: str) -> dict:
         pairs, model = hub.match_pairs()
         previous = Previous(crosswalk=hub.read_table("crosswalk"), pairs=pairs, model_fingerprint=model,
                             created_at=dict(zip(existing["customer_id"], existing["created_at"])),
-                            decisions=hub.reviews(("accepted", "rejected")))
+                            decisions=hub.reviews(("accepted", "rejected")), customers=_golden(existing))
         result = resolve(records, previous, reconcile_settings(config))
         now = utcnow()
         crosswalk = result.crosswalk.assign(linked_at=now, run_id=run_id)
@@ -220,11 +220,27 @@ def reconcile_customers(run_id: str) -> dict:
              "previous_ids": json.dumps(e["previous_ids"]), "occurred_at": now} for e in result.events])
         counts.update({"customer_records": len(records), "unified_customers": len(customers),
                        "refused_links": result.refused_links, "records_scored": result.scored_records,
+                       "records_rebuilt": result.rebuilt_records,
                        "reviews_pending": len(result.reviews) if result.reviews is not None else 0,
                        "events": {k: sum(1 for e in result.events if e["event"] == k) for k in ("created", "merged", "split")},
                        "rules": result.crosswalk["match_rule"].value_counts().to_dict(),
                        "bands": result.crosswalk["match_band"].value_counts().to_dict()})
     return counts
+
+
+def _golden(customers: pd.DataFrame) -> pd.DataFrame | None:
+    """The hub's customers as the golden records reconcile builds (same columns and types), so that a run
+    rebuilds only the customers its changes reach. None when there are none yet."""
+    from erp2crm.canonical import ENTITIES
+    from hub.frames import coerce
+    from reconcile.settings import GOLDEN_FIELDS
+
+    if customers.empty:
+        return None
+    fields = {f: ENTITIES["customer_record"].fields[f] for f in GOLDEN_FIELDS}
+    golden = coerce(customers, fields)
+    golden.insert(0, "customer_id", customers["customer_id"].astype(object))
+    return golden.assign(source_ids=customers["source_ids"], source_count=customers["source_count"])
 
 
 def reconcile_settings(config: SyncConfig):

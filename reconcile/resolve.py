@@ -31,8 +31,9 @@ FINGERPRINT_FIELDS = ("name", "given_name", "family_name", "company_name", "is_c
 class Previous:
     """What earlier runs left: the crosswalk (with each record's fingerprint), the scored pairs and the
     model they were scored with, the customers' creation times and the reviewers' decisions. With the
-    previous run's normalised records and golden records too, only the customers a change can touch are
-    normalised, clustered and rebuilt (`ReconcileResult.normalised` and `.customers` are what to pass)."""
+    previous golden records too, only the customers a change can touch are clustered and rebuilt; with the
+    previous normalised records, only new and changed records are normalised (`ReconcileResult.customers`
+    and `.normalised` are what to pass)."""
     crosswalk: pd.DataFrame | None = None  # source_system, source_id, customer_id[, fingerprint, ...]
     pairs: pd.DataFrame | None = None  # left, right, match_probability, match_weight, fields
     model_fingerprint: str | None = None
@@ -124,7 +125,7 @@ def _scope(frame: pd.DataFrame, changed: pd.Series, previous: Previous, pairs: p
     (and those a person decided on), it takes in whole previous customers, records sharing a key (tax id,
     email, phone) and partners in scored pairs, until nothing more comes in. Outside it, every link, id and
     golden record stays as it was."""
-    if previous.normalised is None or previous.customers is None or previous.crosswalk is None:
+    if previous.customers is None or previous.crosswalk is None:
         return None
     # Integer codes and numpy masks: membership tests on a million text keys are too slow otherwise.
     ids = pd.Index(frame["unique_id"].astype(object))

@@ -9,7 +9,8 @@ import pytest
 from erp2crm.canonical import CUSTOMER_RECORD
 from reconcile import Previous, ReconcileSettings, resolve
 from reconcile.settings import MatchingSettings, SurvivorshipSettings
-from reconcile.normalize import norm_email, norm_name, norm_phone, norm_tax_id
+from reconcile.normalize import (_UNSURE, _parsed_phone, _quick_phone, name_key, norm_city, norm_email, norm_name,
+                                 norm_phone, norm_postcode, norm_street, norm_tax_id)
 
 
 def records(*rows: dict) -> pd.DataFrame:
@@ -53,6 +54,44 @@ def test_phone_dialled_from_the_erp_region_falls_back_after_the_customer_country
     ), settings=ReconcileSettings(matching=MatchingSettings(default_phone_region="CN")))
     assert clusters(result) == {frozenset({"odoo:1", "tryton:9"}), frozenset({"erpnext:D"})}
     assert set(result.customers["phone"]) == {"+12062522220", "+493012345678"}
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Li.Na+crm@GMAIL.com", "lina@gmail.com"),  # Gmail ignores plus-tags and dots
+    ("li.na@googlemail.com", "lina@gmail.com"),
+    ("wei+shop@outlook.com", "wei@outlook.com"),  # Outlook ignores plus-tags, not dots
+    ("w.ei+shop@outlook.com", "w.ei@outlook.com"),
+    ("sales+eu@acme.de", "sales+eu@acme.de"),  # a company domain: "sales+eu" may be its own mailbox
+])
+def test_plus_tags_are_dropped_only_where_the_provider_ignores_them(raw, expected):
+    assert norm_email(raw) == expected
+
+
+@pytest.mark.parametrize("normaliser,raw,expected", [
+    (name_key, "张伟", "wei zhang"), (name_key, "zhang wei", "wei zhang"), (name_key, "wei zhang", "wei zhang"),
+    (name_key, "朱玉兰", "yulan zhu"), (name_key, "欧阳娜娜", "nana ouyang"),  # compound family name
+    (name_key, "华信国际贸易", "huaxinguojimaoyi"),  # four characters or fewer is a person; longer, a company
+    (name_key, "上海华信贸易", "shanghaihuaxinmaoyi"),
+    (norm_street, "88 Nanjing Road", "88 nanjing rd"), (norm_street, "88 Nanjing Rd.", "88 nanjing rd"),
+    (norm_street, "Hauptstraße 5", "haupt st 5"), (norm_street, "Haupt Str. 5", "haupt st 5"),
+    (norm_street, "南京東路88號", "南京东路88号"),
+    (norm_city, "上海市", "shanghai"), (norm_city, "Shanghai", "shanghai"), (norm_city, "München", "münchen"),
+    (norm_postcode, "sw1a 1aa", "SW1A1AA"), (norm_postcode, "20038-1234", "200381234"), (norm_postcode, None, None),
+])
+def test_names_and_addresses_normalise_to_one_form(normaliser, raw, expected):
+    value = norm_name(raw) if normaliser is name_key else raw
+    assert normaliser(value) == expected
+
+
+def test_the_fast_phone_road_agrees_with_libphonenumber():
+    cases = [("+86 138 0013 8000", "CN"), ("0086-138-0013-8000", "CN"), ("021-6123-4567", "CN"), ("13800138000", "CN"),
+             ("030 12345678", "DE"), ("(415) 555-0132", "US"), ("011 44 20 7946 0958", "US"), ("001 206 252 2220", "CN"),
+             ("+44 (0)20 7946 0958", "GB"), ("020 7946 0958", "GB"), ("06 12 34 56 78", "FR"), ("12", "CN"),
+             ("+1 206 252 2220 ext. 5", "US"), ("0086 10 6993 7629", "CN"), ("+49 30 1234567", "CN")]
+    for raw, region in cases:
+        quick = _quick_phone(raw, region)
+        assert quick is _UNSURE or quick == _parsed_phone(raw, region), (raw, region, quick)
+    assert sum(_quick_phone(raw, region) is not _UNSURE for raw, region in cases) >= 10  # the road is used
 
 
 def test_norm_email_and_tax_id():
@@ -177,3 +216,29 @@ def test_survivorship_prefers_source_priority_then_recency_and_normalises_contac
     assert golden["email"] == "li.na@example.com" and golden["phone"] == "+8613800138000"
     assert golden["source_count"] == 3
     assert json.loads(golden["source_ids"]) == ["erpnext:A", "odoo:1", "odoo:2"]
+
+
+def test_each_survivorship_rule_picks_its_value_and_a_group_comes_from_one_record():
+    rules = SurvivorshipSettings.model_validate({
+        "source_priority": ["odoo", "erpnext", "tryton"], "default": "source_priority",
+        "fields": {"email": "most_recent", "phone": "most_frequent", "given_name": "most_complete"},
+        "groups": {"address": {"fields": ["street", "city", "postcode"], "rule": "most_recent"}}})
+    result = resolve(records(
+        # odoo: first by priority; oldest; the fullest record (given name, phone, street, city, postcode...)
+        dict(source_system="odoo", source_id="1", name="Li Na", given_name="Na", tax_id="91310000MA1FL8XQ3A",
+             email="old@example.com", phone="13800138000", street="1 Old Road", city="Beijing", postcode="100001",
+             updated_at="2026-01-01"),
+        # erpnext: the most recent record, with a partial address (no postcode): the group takes it whole
+        dict(source_system="erpnext", source_id="A", name="LI Na", given_name="Nana", tax_id="91310000MA1FL8XQ3A",
+             email="new@example.com", phone="13900139000", street="9 New Street", city="Shanghai",
+             updated_at="2026-06-01"),
+        dict(source_system="tryton", source_id="7", name="Na Li", tax_id="91310000MA1FL8XQ3A",
+             phone="13900139000", updated_at="2026-03-01"),
+    ), settings=ReconcileSettings(survivorship=rules))
+    golden = result.customers.iloc[0]
+    assert golden["name"] == "Li Na"  # source_priority: odoo first
+    assert golden["email"] == "new@example.com"  # most_recent: erpnext, June
+    assert golden["phone"] == "+8613900139000"  # most_frequent: two records of three agree
+    assert golden["given_name"] == "Na"  # most_complete: the odoo record has the most fields filled
+    assert (golden["street"], golden["city"]) == ("9 New Street", "Shanghai")
+    assert golden["postcode"] is None or pd.isna(golden["postcode"])  # not mixed in from the older address
