@@ -233,6 +233,7 @@ def review() -> None:
 @click.option("--hub", "hub_url", default=None, help="Hub store SQLAlchemy URL (default: the demo's).")
 @click.option("--decided", is_flag=True, help="List decisions instead of pending pairs.")
 def review_list(hub_url: str | None, decided: bool) -> None:
+    """Pairs waiting for a decision, most likely first, with each compared field's level and weight."""
     frame = _hub(hub_url).reviews(("accepted", "rejected") if decided else ("pending",))
     if frame.empty:
         click.echo("no decisions yet" if decided else "nothing to review")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import msgspec
 import numpy as np
@@ -41,6 +42,13 @@ class Previous:
     decisions: pd.DataFrame | None = None  # left, right, decision (accepted | rejected), decided_by
     customers: pd.DataFrame | None = None  # golden records
     normalised: pd.DataFrame | None = None  # records with their n_* columns, unique_id and fingerprint
+
+    @cached_property
+    def keyed_crosswalk(self) -> pd.DataFrame | None:
+        """The crosswalk indexed by "system:id" (built once: it is read in several places)."""
+        if self.crosswalk is None:
+            return None
+        return self.crosswalk.set_index(_keys(self.crosswalk).astype(object))
 
 
 @dataclass
@@ -81,7 +89,7 @@ def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple
     if previous.normalised is not None:
         before = previous.normalised.set_index("unique_id")["fingerprint"]
     elif previous.crosswalk is not None and "fingerprint" in previous.crosswalk:
-        before = previous.crosswalk.set_index(_keys(previous.crosswalk))["fingerprint"]
+        before = previous.keyed_crosswalk["fingerprint"]
     else:
         before = pd.Series(dtype=object)
     same = (keys.map(before) == prints).to_numpy()
@@ -129,7 +137,7 @@ def _scope(frame: pd.DataFrame, changed: pd.Series, previous: Previous, pairs: p
         return None
     # Integer codes and numpy masks: membership tests on a million text keys are too slow otherwise.
     ids = pd.Index(frame["unique_id"].astype(object))
-    before = previous.crosswalk.set_index(_keys(previous.crosswalk).astype(object))["customer_id"].astype(object)
+    before = previous.keyed_crosswalk["customer_id"].astype(object)
     customer_codes, _ = pd.factorize(ids.map(before).to_numpy())
     key_codes = [pd.factorize(frame[column].astype(object).to_numpy())[0] for column in KEY_COLUMNS]
     left = ids.get_indexer(pairs["left"].astype(object))
@@ -203,7 +211,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
 
     previous_ids = pd.Series([None] * len(frame), dtype=object)
     if previous.crosswalk is not None and not previous.crosswalk.empty:
-        prior = previous.crosswalk.set_index(_keys(previous.crosswalk))["customer_id"]
+        prior = previous.keyed_crosswalk["customer_id"]
         previous_ids = frame["unique_id"].map(prior).astype(object)
     outside_ids = set() if scope is None else set(previous.crosswalk["customer_id"]) - set(previous_ids.dropna())
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
@@ -219,7 +227,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
         golden_input[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
     customers = golden_records(golden_input, settings.survivorship)
     if scope is not None:  # what lies outside the scope is carried over as it was
-        kept = previous.crosswalk[_keys(previous.crosswalk).astype(object).isin(
+        kept = previous.crosswalk[previous.keyed_crosswalk.index.isin(
             pd.Index(everything["unique_id"][~scope].astype(object)))]
         crosswalk = pd.concat([kept[crosswalk.columns], crosswalk], ignore_index=True)
         customers = pd.concat([previous.customers[previous.customers["customer_id"].astype(object).isin(pd.Index(list(outside_ids), dtype=object))][customers.columns],

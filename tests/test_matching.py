@@ -238,7 +238,7 @@ def test_a_shared_common_name_weighs_less_than_a_shared_rare_one():
     assert name_weight[("erpnext:A", "tryton:B")] > max(w for k, w in name_weight.items() if k[0].startswith("odoo"))
 
 
-def _bench_records(n: int, seed: int) -> pd.DataFrame:
+def bench_generator():
     import importlib.util
     from pathlib import Path
 
@@ -246,7 +246,12 @@ def _bench_records(n: int, seed: int) -> pd.DataFrame:
     spec = importlib.util.spec_from_file_location("reconcile_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.generate(n, seed).drop(columns="true_id").assign(is_company=None, is_active=None, updated_at=pd.NaT)
+    return module
+
+
+def _bench_records(n: int, seed: int, truth: bool = False) -> pd.DataFrame:
+    records = bench_generator().generate(n, seed).assign(is_company=None, is_active=None, updated_at=pd.NaT)
+    return records if truth else records.drop(columns="true_id")
 
 
 def test_linking_changes_into_the_previous_state_gives_what_a_full_run_gives():

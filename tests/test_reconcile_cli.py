@@ -66,3 +66,30 @@ def test_review_decisions_are_recorded_and_listed(tmp_path):
     unqueued = runner.invoke(main, ["review", "reject", "odoo:7", "tryton:3", "--hub", url, "--by", "ana"])
     assert "(the pair was not in the queue)" in unqueued.output
     assert set(hub.reviews(("rejected",))["left"]) == {"erpnext:A", "odoo:7"}
+
+
+def test_train_writes_a_model_the_matcher_accepts(tmp_path):
+    import json
+
+    from tests.test_matching import _bench_records
+
+    data = _bench_records(3000, seed=3, truth=True)
+    source, model_path = tmp_path / "records.csv", tmp_path / "model.json"
+    data.drop(columns=["is_company", "is_active", "updated_at"]).to_csv(source, index=False)
+    result = CliRunner().invoke(main, ["reconcile", "train", "--input", str(source), "--labels", "true_id",
+                                       "--output", str(model_path)])
+    assert result.exit_code == 0, result.output
+    model = json.loads(model_path.read_text())
+    assert model["erp2crm_trained_on_records"] == 3000
+    levels = [lvl for c in model["comparisons"] for lvl in c["comparison_levels"] if not lvl.get("is_null_level")]
+    assert levels and all(lvl["m_probability"] >= 0.005 and lvl["u_probability"] > 0 for lvl in levels)
+    # Agreement on an e-mail is strong evidence, disagreement on a name is evidence against.
+    email = next(c for c in model["comparisons"] if c["output_column_name"] == "email")["comparison_levels"]
+    exact = next(lvl for lvl in email if lvl["label_for_charts"].startswith("Exact"))
+    assert exact["m_probability"] / exact["u_probability"] > 1000
+
+    from reconcile import load_settings, resolve
+
+    settings = load_settings()
+    linked = resolve(data.drop(columns="true_id"), settings=settings, model=model)
+    assert linked.crosswalk["customer_id"].nunique() < len(data) / 2  # the trained model links records
