@@ -177,9 +177,12 @@ def reconcile(ctx: click.Context, input_path: Path | None, output_path: Path | N
         return
     if not input_path or not output_path:
         raise click.UsageError("give --input and --output (or a subcommand: train)")
+    import logging
+
     from erp2crm.errors import Erp2CrmError
     from reconcile.batch import reconcile_file
 
+    logging.getLogger("splink").setLevel(logging.WARNING)  # its timings belong in task logs, not on a terminal
     try:
         result = reconcile_file(input_path, output_path, _settings(config_file))
     except Erp2CrmError as e:
