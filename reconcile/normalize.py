@@ -235,7 +235,8 @@ def normalise_records(records: pd.DataFrame, default_region: str = "CN") -> pd.D
     global _PENDING
     out = records.copy()
     workers = min(os.cpu_count() or 1, 8)
-    if len(out) < PARALLEL_FROM or workers < 2:
+    # A daemonic process (a Celery prefork child, say) may not start children: normalise in place there.
+    if len(out) < PARALLEL_FROM or workers < 2 or multiprocessing.current_process().daemon:
         columns = _comparison_columns(out, default_region)
     else:
         _PENDING = (out, default_region)

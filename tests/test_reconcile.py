@@ -242,3 +242,32 @@ def test_each_survivorship_rule_picks_its_value_and_a_group_comes_from_one_recor
     assert golden["given_name"] == "Na"  # most_complete: the odoo record has the most fields filled
     assert (golden["street"], golden["city"]) == ("9 New Street", "Shanghai")
     assert golden["postcode"] is None or pd.isna(golden["postcode"])  # not mixed in from the older address
+
+
+def _normalise_in_daemon(queue, frame):
+    import reconcile.normalize as normalize
+
+    normalize.PARALLEL_FROM = 2
+    queue.put(normalize.normalise_records(frame)["n_name_key"].tolist())
+
+
+def test_parallel_normalisation_gives_the_serial_result_and_stays_serial_in_a_daemon(monkeypatch):
+    import multiprocessing
+
+    import reconcile.normalize as normalize
+
+    frame = records(*[dict(source_system="odoo", source_id=str(i), name=name, phone=f"+86 138 0013 80{i:02d}",
+                           email=f"U{i}@Example.com", city="上海市", postcode="200 001")
+                      for i, name in enumerate(["张伟", "Wei Zhang", "欧阳娜娜", "Müller GmbH"] * 5)])
+    serial = normalize.normalise_records(frame)
+    monkeypatch.setattr(normalize, "PARALLEL_FROM", 2)  # force the worker processes on this small set
+    parallel = normalize.normalise_records(frame)
+    columns = [c for c in serial if c.startswith("n_")]
+    pd.testing.assert_frame_equal(parallel[columns], serial[columns])
+    # A daemonic process (a Celery prefork child) may not start workers: it normalises in place instead.
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_normalise_in_daemon, args=(queue, frame), daemon=True)
+    child.start()
+    assert queue.get(timeout=60) == serial["n_name_key"].tolist()
+    child.join(timeout=60)
+    assert child.exitcode == 0
