@@ -166,8 +166,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
             model: dict | None = None) -> ReconcileResult:
     settings = settings or ReconcileSettings()
     previous = previous or Previous()
-    matching = settings.matching
-    everything, changed = _normalised(records, previous, matching.default_phone_region)
+    everything, changed = _normalised(records, previous, settings.matching.default_phone_region)
     pairs, model_fingerprint, scored = _score(everything, changed, settings, previous, model)
     decided = [] if previous.decisions is None else list(previous.decisions["left"]) + list(previous.decisions["right"])
     scope = _scope(everything, changed, previous, pairs, decided)
@@ -175,50 +174,15 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     frame = (everything if scope is None else everything[scope]).sort_values("unique_id").reset_index(drop=True)
     position = dict(zip(frame["unique_id"], frame.index))
     decisions = _decisions(previous.decisions, position)
-    apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
-    clusters = Clusters(frame["n_tax_id"].tolist(), apart)
-    explanation: dict[int, tuple[dict | tuple, int]] = {}  # record → (evidence, record on the other end)
-    unique_ids = frame["unique_id"].tolist()
-
-    def attach(left: int, right: int, evidence: dict) -> None:
-        if clusters.union(left, right):
-            # Each record keeps the first link that attached it and the record on the other end.
-            if right not in explanation:
-                explanation[right] = (evidence, left)
-            if left not in explanation:
-                explanation[left] = (evidence, right)
-
-    for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
-        attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
-    prob = matching.probabilistic
-    inside = pd.Index(list(position), dtype=object)
-    local = pairs[pairs["left"].astype(object).isin(inside) & pairs["right"].astype(object).isin(inside)]
-    local = local.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
-    # A person's decision stands whether or not the pair is still scored in the review band.
-    for (a, b), decision in sorted(decisions.items()):
-        if decision["decision"] == "accepted":
-            attach(position[a], position[b], {
-                "rule": "review_accepted", "band": "reviewed", "score": decision.get("match_probability"),
-                "fields": decision.get("fields"), "decided_by": decision.get("decided_by")})
-    undecided = local[_mask([(a, b) not in decisions for a, b in zip(local["left"], local["right"])])]
-    automatic = undecided[undecided["match_probability"] >= prob.auto_merge_at] if prob else undecided.iloc[:0]
-    for pair in automatic.itertuples(index=False):  # evidence built only for the links that attach
-        attach(position[pair.left], position[pair.right], (pair, "probabilistic", "auto"))
-    # A pair in the review band waits for a person only while its records are still apart.
-    band = undecided.drop(automatic.index)
-    reviews = band[_mask([clusters.find(position[a]) != clusters.find(position[b])
-                          for a, b in zip(band["left"], band["right"])])].reset_index(drop=True)
+    clusters, explanation, reviews = _link(frame, pairs, decisions, position, settings.matching)
 
     previous_ids = pd.Series([None] * len(frame), dtype=object)
     if previous.crosswalk is not None and not previous.crosswalk.empty:
-        prior = previous.keyed_crosswalk["customer_id"]
-        previous_ids = frame["unique_id"].map(prior).astype(object)
+        previous_ids = frame["unique_id"].map(previous.keyed_crosswalk["customer_id"]).astype(object)
     outside_ids = set() if scope is None else set(previous.crosswalk["customer_id"]) - set(previous_ids.dropna())
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
     frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at,
                                               reserved=outside_ids)
-    explanation = {pos: {**(_evidence(*evidence) if isinstance(evidence, tuple) else evidence),
-                         "matched_with": unique_ids[other]} for pos, (evidence, other) in explanation.items()}
     crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
@@ -230,11 +194,55 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
         kept = previous.crosswalk[previous.keyed_crosswalk.index.isin(
             pd.Index(everything["unique_id"][~scope].astype(object)))]
         crosswalk = pd.concat([kept[crosswalk.columns], crosswalk], ignore_index=True)
-        customers = pd.concat([previous.customers[previous.customers["customer_id"].astype(object).isin(pd.Index(list(outside_ids), dtype=object))][customers.columns],
-                               customers], ignore_index=True)
+        unchanged = previous.customers["customer_id"].astype(object).isin(pd.Index(list(outside_ids), dtype=object))
+        customers = pd.concat([previous.customers[unchanged][customers.columns], customers], ignore_index=True)
+        prob = settings.matching.probabilistic
         reviews = _open_reviews(pairs, crosswalk, decisions, prob.auto_merge_at if prob else 0.0)
     return ReconcileResult(crosswalk, customers, events, clusters.refused, pairs.reset_index(drop=True), reviews,
                            model_fingerprint, scored, everything, len(frame))
+
+
+def _link(frame: pd.DataFrame, pairs: pd.DataFrame, decisions: dict, position: dict, matching
+          ) -> tuple[Clusters, dict[int, dict], pd.DataFrame]:
+    """Union-find over the links, in order: deterministic rules, accepted reviews, automatic probabilistic
+    pairs by score; under the never-merge constraints. Returns the clusters, each attached record's
+    explanation, and the review-band pairs whose records stay apart."""
+    apart = [(position[a], position[b]) for (a, b), d in decisions.items() if d["decision"] == "rejected"]
+    clusters = Clusters(frame["n_tax_id"].tolist(), apart)
+    attached: dict[int, tuple[dict | tuple, int]] = {}  # record → (evidence, record on the other end)
+
+    def attach(left: int, right: int, evidence: dict | tuple) -> None:
+        if clusters.union(left, right):
+            # Each record keeps the first link that attached it and the record on the other end.
+            if right not in attached:
+                attached[right] = (evidence, left)
+            if left not in attached:
+                attached[left] = (evidence, right)
+
+    for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
+        attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
+    inside = pd.Index(list(position), dtype=object)
+    local = pairs[pairs["left"].astype(object).isin(inside) & pairs["right"].astype(object).isin(inside)]
+    local = local.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
+    # A person's decision stands whether or not the pair is still scored in the review band.
+    for (a, b), decision in sorted(decisions.items()):
+        if decision["decision"] == "accepted":
+            attach(position[a], position[b], {
+                "rule": "review_accepted", "band": "reviewed", "score": decision.get("match_probability"),
+                "fields": decision.get("fields"), "decided_by": decision.get("decided_by")})
+    undecided = local[_mask([(a, b) not in decisions for a, b in zip(local["left"], local["right"])])]
+    prob = matching.probabilistic
+    automatic = undecided[undecided["match_probability"] >= prob.auto_merge_at] if prob else undecided.iloc[:0]
+    for pair in automatic.itertuples(index=False):  # evidence built only for the links that attach
+        attach(position[pair.left], position[pair.right], (pair, "probabilistic", "auto"))
+    # A pair in the review band waits for a person only while its records are still apart.
+    band = undecided.drop(automatic.index)
+    reviews = band[_mask([clusters.find(position[a]) != clusters.find(position[b])
+                          for a, b in zip(band["left"], band["right"])])].reset_index(drop=True)
+    unique_ids = frame["unique_id"].tolist()
+    explanation = {pos: {**(_evidence(*evidence) if isinstance(evidence, tuple) else evidence),
+                         "matched_with": unique_ids[other]} for pos, (evidence, other) in attached.items()}
+    return clusters, explanation, reviews
 
 
 def _open_reviews(pairs: pd.DataFrame, crosswalk: pd.DataFrame, decisions: dict, auto_merge_at: float) -> pd.DataFrame:
