@@ -202,8 +202,6 @@ def reconcile(ctx: click.Context, input_path: Path | None, output_path: Path | N
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 def reconcile_train(input_path: Path, label_column: str | None, output_path: Path | None, config_file: Path | None) -> None:
     """Estimate the probabilistic model's parameters from customer records."""
-    import pandas as pd
-
     from erp2crm.errors import Erp2CrmError
     from reconcile.batch import read_records
     from reconcile.normalize import normalise_records
@@ -214,12 +212,9 @@ def reconcile_train(input_path: Path, label_column: str | None, output_path: Pat
         prob = settings.matching.probabilistic
         if prob is None:
             raise click.UsageError("matching.yaml has no probabilistic section to train")
-        records = read_records(input_path)
+        records = read_records(input_path, keep=(label_column,) if label_column else ())
         frame = normalise_records(records, settings.matching.default_phone_region)
         frame["unique_id"] = frame["source_system"] + ":" + frame["source_id"]
-        if label_column:
-            labels = pd.read_csv(input_path, dtype=str, usecols=[label_column])[label_column]
-            frame[label_column] = labels.values
         out = output_path or prob.model_path
         train(frame, prob, label_column, out)
     except Erp2CrmError as e:

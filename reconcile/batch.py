@@ -17,13 +17,14 @@ from reconcile.settings import ReconcileSettings
 LINK_COLUMNS = ["source_system", "source_id", "customer_id", "match_band", "match_score"]
 
 
-def read_records(path: Path) -> pd.DataFrame:
+def read_records(path: Path, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Canonical customer records from a CSV file; `keep` names further columns to carry along."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("source_system", "source_id") if c not in raw]
+    missing = [c for c in ("source_system", "source_id", *keep) if c not in raw]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; every record needs its source_system "
-                        "and source_id")
-    records = raw[[c for c in CUSTOMER_RECORD.fields if c in raw]].replace({"": None})
+        why = "; every record needs its source_system and source_id" if set(missing) - set(keep) else ""
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}{why}")
+    records = raw[[c for c in (*CUSTOMER_RECORD.fields, *keep) if c in raw]].replace({"": None})
     keyless = records["source_system"].isna() | records["source_id"].isna()
     if keyless.any():
         rows = ", ".join(str(i + 2) for i in records.index[keyless][:5])

@@ -99,12 +99,12 @@ def _input(frame: pd.DataFrame, prob: Probabilistic) -> pd.DataFrame:
     return frame[["unique_id", *columns]].rename(columns=columns)
 
 
-def _linker(tables, settings: dict):
+def _linker(records: pd.DataFrame, settings: dict):
+    """A Splink linker over `records` on a fresh in-process DuckDB, and that database (to register more)."""
     from splink import DuckDBAPI, Linker
 
     db_api = DuckDBAPI()
-    registered = [db_api.register(t) for t in tables]
-    return Linker(registered[0] if len(registered) == 1 else registered, settings, log_level=None), db_api, registered
+    return Linker(db_api.register(records), settings, log_level=None), db_api
 
 
 def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: pd.Series | None = None) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: 
     records = _input(frame, prob)
     # The linker holds every record, so that term frequencies count the whole set even when only the new
     # records are scored.
-    linker, db_api, _ = _linker([records], settings)
+    linker, db_api = _linker(records, settings)
     if new_ids is None:
         scored = linker.inference.predict(threshold_match_probability=prob.review_at, warning_mode="never")
     else:
@@ -186,7 +186,7 @@ def train(frame: pd.DataFrame, prob: Probabilistic, label_column: str | None = N
     if label_column:
         records = records.assign(**{label_column: frame[label_column].values})
     settings = _creator(prob).create_settings_dict("duckdb")
-    linker, _, _ = _linker([records], settings)
+    linker, _ = _linker(records, settings)
     logging.getLogger("splink").setLevel(logging.WARNING)
     deterministic = [block_on(col) for col in ("email", "phone", "tax_id") if col in records]
     if deterministic:

@@ -68,6 +68,15 @@ def test_review_decisions_are_recorded_and_listed(tmp_path):
     assert set(hub.reviews(("rejected",))["left"]) == {"erpnext:A", "odoo:7"}
 
 
+def test_train_names_a_missing_label_column(tmp_path):
+    source = tmp_path / "records.csv"
+    pd.DataFrame([{"source_system": "odoo", "source_id": "1", "name": "A"}]).to_csv(source, index=False)
+    result = CliRunner().invoke(main, ["reconcile", "train", "--input", str(source), "--labels", "true_id",
+                                       "--output", str(tmp_path / "model.json")])
+    assert result.exit_code == 2 and "missing column(s) true_id" in result.output
+    assert not (tmp_path / "model.json").exists()
+
+
 def test_train_writes_a_model_the_matcher_accepts(tmp_path):
     import json
 
