@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A real Tryton ERP server for the tests, in its own virtualenv: its dependencies are not ours.
+TRYTON_VENV := .venv-tryton
+TRYTON_STAMP := $(TRYTON_VENV)/.installed
 
 .PHONY: demo test bench venv clean
 
@@ -15,10 +18,15 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+$(TRYTON_STAMP): tests/servers/tryton-requirements.lock
+	test -x $(TRYTON_VENV)/bin/python || $(PYTHON) -m venv $(TRYTON_VENV)
+	$(TRYTON_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/servers/tryton-requirements.lock
+	touch $(TRYTON_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/erp2crm demo
 
-test: $(STAMP)
+test: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python -m pytest
 
 # Every benchmark at its recorded size (~25 min on 2 cores); results in bench/results/, see bench/README.md.
@@ -29,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/reconcile_bench.py --sizes 1000000 --runs 1 --incremental 10000 --base 1000000
 
 clean:
-	rm -rf var $(VENV)
+	rm -rf var $(VENV) $(TRYTON_VENV)

@@ -20,14 +20,16 @@ from erp2crm.config import format_validation_error, read_yaml
 from erp2crm.errors import ConfigError
 
 # ERPNext tables contain spaces ("tabSales Order"), Tryton's relation tables single hyphens
-# ("account_invoice-account_move_line"); never two in a row (an SQL comment).
-IDENTIFIER = re.compile(r"^(?!.*--)[A-Za-z_][A-Za-z0-9_ \-]{0,62}$")
+# ("account_invoice-account_move_line"), API objects and fields dots ("party.party", "currency.code");
+# never two hyphens in a row (an SQL comment) nor two dots.
+IDENTIFIER = re.compile(r"^(?!.*--)(?!.*\.\.)[A-Za-z_][A-Za-z0-9_ .\-]{0,62}$")
+CONNECTORS = ("sql", "tryton_rpc")
 TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
 
 
 def _identifier(value: str) -> str:
     if not isinstance(value, str) or not IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain table or column name (letters, digits, _, spaces, single -)")
+        raise ValueError(f"{value!r} is not a plain table or column name (letters, digits, _, spaces, single - or .)")
     return value
 
 
@@ -139,9 +141,15 @@ class StreamMapping(_Strict):
     # Only rows whose columns hold one of these values belong to the stream (e.g. an ERP table that keeps
     # customer invoices, vendor bills and journal entries together). Filtered in SQL, with bound values.
     where: dict[str, str | int | bool | list[str | int | bool]] = {}
+    present: list[str] = []  # only rows where these columns hold a value (e.g. a move line that pays an invoice)
     fields: dict[str, str | FieldSpec]
 
     _check = field_validator("table", "primary_key")(classmethod(lambda cls, v: _identifier(v)))
+
+    @field_validator("present")
+    @classmethod
+    def _present_columns(cls, v: list) -> list:
+        return [_identifier(column) for column in v]
 
     @field_validator("where")
     @classmethod
@@ -173,7 +181,7 @@ class StreamMapping(_Strict):
 
 class SourceMapping(_Strict):
     source: str
-    connector: Literal["sql"] = "sql"
+    connector: Literal[CONNECTORS] = "sql"  # which class reads it (connectors/registry.py)
     source_timezone: str = "UTC"  # naive timestamps in the source are in this zone
     # The source writes timestamps as text with their UTC offset (ISO 8601): one without is a data error,
     # quarantined as missing_utc_offset rather than guessed.

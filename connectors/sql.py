@@ -5,7 +5,7 @@ a query is built; values are bound parameters. Rows are read in primary-key orde
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Iterator
 
@@ -17,14 +17,8 @@ from sqlalchemy.types import NullType
 
 from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
 from connectors.transform import _text, map_chunk
+from connectors.window import Window
 from erp2crm.errors import ConfigError, TransientError
-
-
-@dataclass(frozen=True)
-class Window:
-    """Rows whose last change is in [start, end), both UTC; start None means from the beginning."""
-    start: datetime | None
-    end: datetime
 
 
 class SqlSource:
@@ -61,14 +55,11 @@ class SqlSource:
     def extract(self, entity: str, window: Window | None, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
         """Yield canonical rows of `entity` changed in `window` (all rows when None), chunk by chunk."""
         stream = self.mapping.streams[entity]
-        with self._connect() as conn:
+        with self._reading(stream) as conn:
             lookups = self._load_lookups(conn, entity, stream)
             query = self._query(conn, entity, stream, window)
-            try:
-                for chunk in pd.read_sql(query, conn, chunksize=chunk_size):
-                    yield map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
-            except (OperationalError, pd.errors.DatabaseError) as e:  # pandas wraps driver errors
-                raise TransientError(f"source {self.name!r}: reading {stream.table!r} failed: {e}") from None
+            for chunk in pd.read_sql(query, conn, chunksize=chunk_size):
+                yield map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
 
     def extract_keys(self, entity: str, keys: list[str], chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
         """Yield canonical rows of `entity` whose primary key is one of `keys` (the source ids of held rows being
@@ -76,26 +67,36 @@ class SqlSource:
         stream = self.mapping.streams[entity]
         if not keys:
             return
-        with self._connect() as conn:
+        with self._reading(stream) as conn:
             lookups = self._load_lookups(conn, entity, stream)
             query = self._query(conn, entity, stream, None)
             key_column = query.selected_columns[stream.primary_key]
             values = _typed_keys(keys, key_column)
-            try:
-                for start in range(0, len(values), 500):
-                    batch = query.where(key_column.in_(values[start:start + 500]))
-                    for chunk in pd.read_sql(batch, conn, chunksize=chunk_size):
-                        yield map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
-            except (OperationalError, pd.errors.DatabaseError) as e:
-                raise TransientError(f"source {self.name!r}: reading {stream.table!r} failed: {e}") from None
+            for start in range(0, len(values), 500):
+                batch = query.where(key_column.in_(values[start:start + 500]))
+                for chunk in pd.read_sql(batch, conn, chunksize=chunk_size):
+                    yield map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
+
+    @contextmanager
+    def _reading(self, stream: StreamMapping):
+        """A connection for one extraction; losing it at any point (a read, or the rollback on closing a
+        connection the server dropped) is a transient error."""
+        try:
+            with self._connect() as conn:
+                yield conn
+        except (OperationalError, pd.errors.DatabaseError) as e:  # pandas wraps driver errors
+            raise TransientError(f"source {self.name!r}: reading {stream.table!r} failed: {e}") from None
 
     def _connect(self):
         try:
-            return self.engine.connect()
+            # A server-side cursor where the driver has one: chunks are read as they are mapped, not all at once.
+            return self.engine.connect().execution_options(stream_results=True)
         except OperationalError as e:
             message = str(e.orig).lower()
-            if "password" in message or "authentication" in message or "access denied" in message:
+            if any(word in message for word in ("password", "authentication", "access denied", "role")):
                 raise ConfigError(f"source {self.name!r}: the database refused the credentials of its connection") from None
+            if "does not exist" in message or "unknown database" in message:
+                raise ConfigError(f"source {self.name!r}: the database of its connection does not exist") from None
             raise TransientError(f"source {self.name!r}: cannot connect to the database: {e.orig}") from None
         except SQLAlchemyError as e:
             raise ConfigError(f"source {self.name!r}: cannot use the database: {e}") from None
@@ -103,16 +104,19 @@ class SqlSource:
     def _query(self, conn, entity: str, stream: StreamMapping, window: Window | None):
         where = f"streams.{entity}"
         table = self._table(conn, stream.table, where)
-        names = [stream.primary_key, *stream.updated_columns, *stream.where]
+        names = [stream.primary_key, *stream.updated_columns, *stream.where, *stream.present]
         for field, spec in stream.fields.items():
             names += spec.columns + spec.other_columns
         columns = {}
         for name in dict.fromkeys(names):
-            part = "updated_at" if name in stream.updated_columns else "where" if name in stream.where else "fields"
+            part = ("updated_at" if name in stream.updated_columns else "where" if name in stream.where
+                    else "present" if name in stream.present else "fields")
             columns[name] = self._column(table, name, f"{where}.{part}")
         query = select(*columns.values()).order_by(columns[stream.primary_key])
         for column, wanted in stream.where.items():
             query = query.where(columns[column].in_(wanted if isinstance(wanted, list) else [wanted]))
+        for column in stream.present:
+            query = query.where(columns[column].is_not(None))
         if window is not None:
             updated = [columns[c] for c in stream.updated_columns]
             changed = updated[0] if len(updated) == 1 else func.coalesce(*updated)

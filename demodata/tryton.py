@@ -24,7 +24,7 @@ SCHEMA = {
                                 "value TEXT"],
     "party_identifier": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "type TEXT",
                          "code TEXT"],
-    "party_address": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "street TEXT",
+    "party_address": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "street_unstructured TEXT",
                       "city TEXT", "postal_code TEXT", "country INTEGER REFERENCES country_country(id)"],
     "sale_sale": ["id INTEGER PRIMARY KEY", "number TEXT", "reference TEXT",
                   "party INTEGER REFERENCES party_party(id)", "state TEXT", "sale_date TEXT",
@@ -44,8 +44,10 @@ SCHEMA = {
                   "product INTEGER REFERENCES product_product(id)", "description TEXT", "quantity REAL",
                   "unit_price REAL", "create_date TEXT", "write_date TEXT"],
     # Payment lines of invoices: Tryton links them through the relation table of Invoice.payment_lines.
-    "account_move_line": ["id INTEGER PRIMARY KEY", "party INTEGER REFERENCES party_party(id)", "date TEXT",
-                          "debit REAL", "credit REAL", "create_date TEXT", "write_date TEXT"],
+    "account_move": ["id INTEGER PRIMARY KEY", "date TEXT", "state TEXT", "create_date TEXT", "write_date TEXT"],
+    "account_move_line": ["id INTEGER PRIMARY KEY", "move INTEGER REFERENCES account_move(id)",
+                          "party INTEGER REFERENCES party_party(id)", "debit REAL", "credit REAL", "create_date TEXT",
+                          "write_date TEXT"],
     "account_invoice-account_move_line": ["id INTEGER PRIMARY KEY", "invoice INTEGER REFERENCES account_invoice(id)",
                                           "line INTEGER REFERENCES account_move_line(id)", "create_date TEXT",
                                           "write_date TEXT"],
@@ -134,13 +136,15 @@ def write(path: Path, records: list[Record], docs: Documents, now: datetime) -> 
     insert("sale_line", ((o.id * 10 + line.n, o.id, line.n, product_id[line.product[0]], line.product[1],
                           line.quantity, line.unit_price, ts(o.created), ts(o.written or o.created))
                          for o in docs.orders for line in lines_of(o)))
-    lines, links = [], []
+    moves, lines, links = [], [], []
     for i in docs.invoices:
         # Tryton's invoice has no residual column here: only fully paid invoices carry payment lines.
         for payment in (payments_of(i, i.amount) if i.status == "paid" else []):
             stamp = ts(datetime.combine(payment.paid, time(9, 45)))
-            lines.append((len(lines) + 1, party(i), ds(payment.paid), 0.0, payment.amount, stamp, stamp))
+            moves.append((len(moves) + 1, ds(payment.paid), "posted", stamp, stamp))
+            lines.append((len(lines) + 1, len(moves), party(i), 0.0, payment.amount, stamp, stamp))
             links.append((len(links) + 1, i.id, len(lines), stamp, stamp))
+    insert("account_move", moves)
     insert("account_move_line", lines)
     insert("account_invoice-account_move_line", links)
     insert("sale_complaint", ((t.id, t.number, party(t), f"sale.sale,{t.order.id}", _complaint_state(t),

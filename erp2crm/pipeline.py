@@ -70,7 +70,7 @@ def extract_source(run_id: str, source_name: str, window_start: datetime, window
     partition (run_id, source), plus this source's rows still held in quarantine, re-read by key so that a fix
     in the source or its mapping releases them. The first extraction of a source, or full_refresh, reads
     every row."""
-    from connectors.sql import Window
+    from connectors.window import Window
 
     config = load_config()
     hub = hub_store(config)

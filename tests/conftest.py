@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,3 +26,19 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def sync_dag():
     return local.load_dag("erp_crm_customer_sync")
+
+
+@pytest.fixture(scope="session")
+def tryton():
+    """A real Tryton 8.2 server with a seeded database (tests/servers/tryton.py). Skipped with its reason
+    where the machine cannot run it, except under CI, where a missing real system fails the run."""
+    from servers import tryton as harness
+
+    try:
+        server = harness.start()
+    except harness.Unavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the real Tryton server: {e}")
+        pytest.skip(f"real Tryton server unavailable: {e}")
+    yield server
+    harness.stop(server)

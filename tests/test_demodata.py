@@ -478,7 +478,7 @@ EXPECTED_COLUMNS = {
         "party_party": "id code name active replaced_by create_date write_date",
         "party_contact_mechanism": "id party type value",
         "party_identifier": "id party type code",
-        "party_address": "id party street city postal_code country",
+        "party_address": "id party street_unstructured city postal_code country",
         "sale_sale": "id number reference party state sale_date currency total_amount_cache create_date write_date",
         "account_invoice": "id number type state party invoice_date payment_term_date total_amount_cache currency "
                            "create_date write_date",
@@ -488,7 +488,8 @@ EXPECTED_COLUMNS = {
         "product_template-product_category": "id template category",
         "product_product": "id template code",
         "sale_line": "id sale sequence product description quantity unit_price create_date write_date",
-        "account_move_line": "id party date debit credit create_date write_date",
+        "account_move": "id date state create_date write_date",
+        "account_move_line": "id move party debit credit create_date write_date",
         "account_invoice-account_move_line": "id invoice line create_date write_date",
     },
 }
@@ -536,8 +537,8 @@ def test_payments_settle_exactly_what_each_invoice_says_is_paid(demo, system):
              "erpnext": 'SELECT e.posting_date, i.posting_date FROM "tabPayment Entry" e JOIN '
                         '"tabPayment Entry Reference" r ON r.parent = e.name JOIN "tabSales Invoice" i '
                         "ON i.name = r.reference_name",
-             "tryton": 'SELECT l.date, i.invoice_date FROM "account_invoice-account_move_line" r JOIN account_move_line l '
-                       "ON l.id = r.line JOIN account_invoice i ON i.id = r.invoice"}[system]
+             "tryton": 'SELECT m.date, i.invoice_date FROM "account_invoice-account_move_line" r JOIN account_move_line l '
+                       "ON l.id = r.line JOIN account_move m ON m.id = l.move JOIN account_invoice i ON i.id = r.invoice"}[system]
     assert all(paid_on >= issued for paid_on, issued in query(out, system, dates))  # never before the invoice
 
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from connectors.mapping import load_mapping
-from connectors.sql import SqlSource, Window
+from connectors.sql import SqlSource
+from connectors.window import Window
 from erp2crm.errors import ConfigError
 from erp2crm.paths import MAPPINGS
 
