@@ -109,6 +109,21 @@ def _build_template(name: str, folder: Path) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
 
 
+def _age(database: str, days: int = 30) -> None:
+    """Move every create/write date of the clone `days` back, so that the seeded data is history to the
+    tests: a record they change is then the only one inside a short extraction window."""
+    engine = create_engine(PG.rsplit("/", 1)[0] + f"/{database}")
+    with engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND column_name IN ('create_date', 'write_date') AND data_type LIKE 'timestamp%' "
+            "GROUP BY table_name HAVING count(*) = 2")).scalars().all()
+        for table in tables:
+            conn.execute(text(f'UPDATE "{table}" SET create_date = create_date - make_interval(days => {days}), '
+                              f'write_date = write_date - make_interval(days => {days})'))
+    engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,6 +148,7 @@ def start() -> TrytonServer:
     database = f"erp2crm_tryton_{uuid.uuid4().hex[:8]}"
     with _admin_engine().connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
+    _age(database)
     port = _free_port()
     config = _config(folder, port)
     log = open(folder / "trytond.log", "wb")
