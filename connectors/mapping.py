@@ -23,7 +23,7 @@ from erp2crm.errors import ConfigError
 # ("account_invoice-account_move_line"), API objects and fields dots ("party.party", "currency.code");
 # never two hyphens in a row (an SQL comment) nor two dots.
 IDENTIFIER = re.compile(r"^(?!.*--)(?!.*\.\.)[A-Za-z_][A-Za-z0-9_ .\-]{0,62}$")
-CONNECTORS = ("sql", "tryton_rpc")
+CONNECTORS = ("sql", "tryton_rpc", "erpnext_api", "odoo_rpc")
 TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
 
 
