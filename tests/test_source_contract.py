@@ -1,6 +1,6 @@
 """The contract every source passes, each against a real counterpart: the Tryton JSON-RPC connector against a
 real Tryton 8.2 server, the SQL source on that Tryton's PostgreSQL database, on an Odoo schema in PostgreSQL
-and on an ERPNext schema in MariaDB.
+and on an ERPNext schema in MariaDB, and the Odoo JSON-RPC connector against our Odoo emulator.
 
 It connects; every stream returns canonical rows; paging ends and reads each row once; the window is
 respected; rows are found by key; bad credentials are a config error; a server failing mid-extraction is a
@@ -19,10 +19,12 @@ from sqlalchemy import create_engine, inspect, text
 
 from connectors.http import HttpClient
 from connectors.mapping import load_mapping
+from connectors.odoo_rpc import OdooRpc, OdooRpcClient
 from connectors.sql import SqlSource
 from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
 from connectors.window import Window
 from demodata import generate
+from emulators.odoo import OdooEmulator
 from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
 from erp2crm.errors import ConfigError, TransientError
 from erp2crm.paths import MAPPINGS
@@ -144,7 +146,21 @@ def tryton_rpc(tryton):
                     mend_server=lambda: os.killpg(tryton.process.pid, signal.SIGCONT))
 
 
-@pytest.fixture(params=["tryton_rpc", "tryton_postgres", "odoo_postgres", "erpnext_mariadb"])
+@pytest.fixture(scope="module")
+def odoo_rpc(demo_files):
+    with OdooEmulator(demo_files / "odoo.db", "odoo", "api-user", "odoo-api-key") as emulator:
+        def source(password="odoo-api-key"):
+            client = OdooRpcClient(HttpClient(emulator.url, timeout=3, max_retries=1, backoff_s=0.1), "odoo",
+                                   "api-user", password)
+            rpc = OdooRpc("odoo_rpc", load_mapping(MAPPINGS / "odoo_rpc.yaml"), client)
+            rpc.page_size = 4  # several pages per stream, so that a failure can come between two
+            return rpc
+
+        yield Contract(open=source, open_with_bad_credentials=lambda: source("wrong key"),
+                       break_server=lambda: emulator.fail_with(503), mend_server=lambda: emulator.fail_with(None))
+
+
+@pytest.fixture(params=["tryton_rpc", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb"])
 def contract(request) -> Contract:
     return request.getfixturevalue(request.param)
 
