@@ -16,11 +16,28 @@ _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})\s*$"
 
 
 def _text(series: pd.Series) -> pd.Series:
+    """Values as text for comparing keys and codes (object dtype, None for nulls): integers and integral
+    floats without ".0" (an id column with a null reads as floats), booleans as 1/0. Vectorised for the
+    numeric columns that keys usually are; other columns go value by value."""
+    kind = series.dtype.kind
+    if kind in "iu" and not series.hasnans:
+        return pd.Series(series.to_numpy().astype(str).astype(object), index=series.index)
+    if kind in "iuf":  # floats, and nullable integers holding nulls
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        out = np.full(len(values), None, dtype=object)
+        integral = (np.abs(values) < 2.0 ** 53) & (values == np.round(values))  # exact in int64; NaN fails both
+        out[integral] = values[integral].astype(np.int64).astype(str)
+        rest = ~integral & ~np.isnan(values)
+        out[rest] = [_as_text(v) for v in values[rest].tolist()]
+        return pd.Series(out, index=series.index)
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):  # already text
+        return pd.Series(series.to_numpy(dtype=object, na_value=None), index=series.index)
     return series.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _as_text(v))
 
 
 def _first_non_null(chunk: pd.DataFrame, columns: list[str]) -> pd.Series:
-    out = chunk[columns[0]].astype(object)
+    same_kind = len({chunk[c].dtype for c in columns}) == 1  # e.g. write_date and create_date: no object cast
+    out = chunk[columns[0]] if same_kind else chunk[columns[0]].astype(object)
     for column in columns[1:]:
         out = out.where(out.notna(), chunk[column])
     return out

@@ -27,6 +27,8 @@ def _to_bool(value):
 def _strings(col: pd.Series) -> pd.Series:
     # Built as object on purpose: pandas 3 re-infers a string dtype from map(), which turns None into NaN.
     values = col.astype(object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # text already: no loop
+        return pd.Series(values.where(values.notna(), None).to_numpy(dtype=object), index=col.index, dtype=object)
     present = values.notna().to_numpy()
     out = pd.Series([None] * len(col), index=col.index, dtype=object)
     out[present] = [v if isinstance(v, str) else str(v) for v in values[present]]
