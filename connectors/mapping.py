@@ -23,7 +23,14 @@ from erp2crm.errors import ConfigError
 # ("account_invoice-account_move_line"), API objects and fields dots ("party.party", "currency.code");
 # never two hyphens in a row (an SQL comment) nor two dots.
 IDENTIFIER = re.compile(r"^(?!.*--)(?!.*\.\.)[A-Za-z_][A-Za-z0-9_ .\-]{0,62}$")
-CONNECTORS = ("sql", "tryton_rpc", "erpnext_api", "odoo_rpc")
+CONNECTOR_DIR = Path(__file__).parent
+NOT_SOURCES = {"api", "hooks", "http", "mapping", "outbound", "registry", "salesforce", "sql", "transform", "window"}
+
+
+def source_connectors() -> list[str]:
+    """"sql" and every API source module in connectors/ (a module per connector, named as its mappings say)."""
+    return ["sql"] + sorted(p.stem for p in CONNECTOR_DIR.glob("*.py") if not p.stem.startswith("_")
+                            and p.stem not in NOT_SOURCES)
 TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
 
 
@@ -181,13 +188,21 @@ class StreamMapping(_Strict):
 
 class SourceMapping(_Strict):
     source: str
-    connector: Literal[CONNECTORS] = "sql"  # which class reads it (connectors/registry.py)
+    connector: str = "sql"  # "sql", or the API connector module connectors/<connector>.py that reads it
     source_timezone: str = "UTC"  # naive timestamps in the source are in this zone
     # The source writes timestamps as text with their UTC offset (ISO 8601): one without is a data error,
     # quarantined as missing_utc_offset rather than guessed.
     timestamps_with_offset: bool = False
     default_phone_region: str = Field("CN", min_length=2, max_length=2)
     streams: dict[str, StreamMapping]
+
+    @field_validator("connector")
+    @classmethod
+    def _known_connector(cls, v: str) -> str:
+        known = source_connectors()
+        if v not in known:
+            raise ValueError(f"{v!r} is not a source connector: no module connectors/{v}.py (known: {', '.join(known)})")
+        return v
 
     @model_validator(mode="after")
     def _canonical_fields(self) -> "SourceMapping":

@@ -1,20 +1,34 @@
-"""Which class serves a source or target, by the `connector` of its mapping file or the `kind` of its config."""
+"""Which class serves a source or target: by the `connector` of its mapping file or the `kind` of its config.
+
+An API connector is found by its name alone (one snake_case name for module, class, hook and mapping):
+`connector: tryton_rpc` is class TrytonRpc, built with a client from TrytonRpcHook, in connectors/tryton_rpc.py.
+"""
 from __future__ import annotations
+
+import importlib
 
 from connectors.api import ApiSource
 from connectors.hooks import SqlDatabaseHook
-from connectors.mapping import load_mapping
-from connectors.odoo_rpc import OdooRpc, OdooRpcHook
+from connectors.mapping import load_mapping, source_connectors
 from connectors.salesforce import SalesforceHook, SalesforceSink
 from connectors.sql import SqlSource
-from connectors.tryton_rpc import TrytonRpc, TrytonRpcHook
 from erp2crm.config import SourceConfig, TargetConfig
 from erp2crm.errors import ConfigError
 
-SOURCE_CONNECTORS = {"sql": "generic SQL source: any SQLAlchemy database, read through a mapping file",
-                     "tryton_rpc": "Tryton 8 JSON-RPC API (search_read), read through a mapping file",
-                     "odoo_rpc": "Odoo 16/17 external JSON-RPC API (execute_kw search_read), read through a mapping file"}
 TARGET_KINDS = {"salesforce": "Salesforce sObject Collections upsert by external id"}
+
+
+def class_name(connector: str) -> str:
+    return "".join(part.capitalize() for part in connector.split("_"))
+
+
+def source_connector_descriptions() -> dict[str, str]:
+    """Each source connector and the first line of its module's docstring."""
+    out = {"sql": "generic SQL source: any SQLAlchemy database, read through a mapping file"}
+    for name in source_connectors()[1:]:
+        doc = importlib.import_module(f"connectors.{name}").__doc__ or ""
+        out[name] = doc.strip().split(":")[0].replace("\n", " ") if doc.strip() else ""  # "<ERP> through <API>"
+    return out
 
 
 def open_source(config: SourceConfig) -> SqlSource | ApiSource:
@@ -23,11 +37,12 @@ def open_source(config: SourceConfig) -> SqlSource | ApiSource:
     if mapping.connector == "sql":
         engine = SqlDatabaseHook(config.connection_id).get_engine()
         return SqlSource(config.name, mapping, engine, mapping_file=mapping_file)
-    if mapping.connector == "tryton_rpc":
-        return TrytonRpc(config.name, mapping, TrytonRpcHook(config.connection_id).get_client(), mapping_file)
-    if mapping.connector == "odoo_rpc":
-        return OdooRpc(config.name, mapping, OdooRpcHook(config.connection_id).get_client(), mapping_file)
-    raise ConfigError(f"{config.mapping_path}: connector {mapping.connector!r} is not registered")  # pragma: no cover
+    module = importlib.import_module(f"connectors.{mapping.connector}")
+    name = class_name(mapping.connector)
+    source_class, hook_class = getattr(module, name, None), getattr(module, f"{name}Hook", None)
+    if source_class is None or hook_class is None:
+        raise ConfigError(f"connectors/{mapping.connector}.py must define {name} (an ApiSource) and {name}Hook")
+    return source_class(config.name, mapping, hook_class(config.connection_id).get_client(), mapping_file)
 
 
 def open_sink(config: TargetConfig, sobject: str, external_id_field: str) -> SalesforceSink:

@@ -286,13 +286,37 @@ def connectors() -> None:
     """Source connectors and CRM targets."""
 
 
+@main.group()
+def connector() -> None:
+    """One source connector."""
+
+
+@connector.command("new")
+@click.argument("name")
+@click.option("--api", is_flag=True, help="An API source: also write connectors/NAME.py (client, hook, class).")
+def connector_new(name: str, api: bool) -> None:
+    """Scaffold a source: mappings/NAME.yaml, tests/test_NAME.py (the shared contract suite) and, with --api,
+    connectors/NAME.py. Then follow the README's "Adding a connector and a mapping"."""
+    from erp2crm.errors import ConfigError
+    from erp2crm.scaffold import new_connector
+
+    try:
+        files = new_connector(name, api)
+    except ConfigError as e:
+        _fail(e)
+    for path in files:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: fill in the mapping, `erp2crm mapping check mappings/{name}.yaml`, point tests/test_{name}.py "
+               f"at a test server, add `- name: {name}` to config/erp2crm.yaml and create the {name}_default connection")
+
+
 @connectors.command("list")
 def connectors_list() -> None:
-    from connectors.registry import SOURCE_CONNECTORS, TARGET_KINDS
+    from connectors.registry import TARGET_KINDS, source_connector_descriptions
     from erp2crm.paths import MAPPINGS
 
     click.echo("sources:")
-    for name, what in SOURCE_CONNECTORS.items():
+    for name, what in source_connector_descriptions().items():
         click.echo(f"  {name:<12} {what}")
     click.echo("targets:")
     for name, what in TARGET_KINDS.items():
