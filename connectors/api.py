@@ -31,6 +31,8 @@ class Query:
 
 class ApiSource:
     page_size = 500
+    lookup_key = "id"  # what lookup objects are paged on: the API's record id (ERPNext: name)
+    keys_per_call = 500  # primary keys per request when rows are read by key
 
     def __init__(self, name: str, mapping: SourceMapping, mapping_file: str = ""):
         self.name, self.mapping = name, mapping
@@ -47,7 +49,15 @@ class ApiSource:
 
     # --- the source interface the pipeline uses ------------------------------------------------------
     def check(self) -> dict[str, int]:
-        return {entity: self._count(self._query(stream)) for entity, stream in self.mapping.streams.items()}
+        """Every object and field of the mapping read once (one record each), and each stream's records counted,
+        so that a wrong name shows here rather than in the middle of a run."""
+        counts = {}
+        for entity, stream in self.mapping.streams.items():
+            query = self._query(stream)
+            for probe in [query, *(lookup_query for lookup_query, _ in self._lookup_queries(stream))]:
+                self._page(probe, None, 1)
+            counts[entity] = self._count(query)
+        return counts
 
     def extract(self, entity: str, window: Window | None, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
         stream = self.mapping.streams[entity]
@@ -57,8 +67,8 @@ class ApiSource:
         if not keys:
             return
         stream = self.mapping.streams[entity]
-        for start in range(0, len(keys), 500):
-            batch = tuple(_typed_key(k) for k in keys[start:start + 500])
+        for start in range(0, len(keys), self.keys_per_call):
+            batch = tuple(self._typed_key(k) for k in keys[start:start + self.keys_per_call])
             yield from self._mapped(entity, stream, self._query(stream, keys=batch), chunk_size)
 
     # --- shared machinery ------------------------------------------------------------------------------
@@ -96,31 +106,36 @@ class ApiSource:
         chunk = pd.DataFrame.from_records(rows, columns=list(query.fields))
         return map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
 
-    def _load_lookups(self, stream: StreamMapping) -> dict[tuple, dict]:
-        """Each lookup object read once per extraction, key → value, the first record (by key) winning."""
-        out: dict[tuple, dict] = {}
+    def _lookup_queries(self, stream: StreamMapping) -> list[tuple[Query, list]]:
+        """One query per lookup object (and key and condition) for all the values looked up in it."""
+        groups: dict[tuple, list] = {}
         for spec in stream.fields.values():
             for lookup in spec.lookups:
-                ident = lookup_id(lookup)
-                if ident in out:
-                    continue
-                primary = "id" if lookup.key != "id" else lookup.key
-                query = Query(lookup.table, tuple(dict.fromkeys([primary, lookup.key, lookup.value])), primary,
-                              _where(lookup.where))
-                table: dict = {}
-                for page in self._records(query):
-                    for record in page:
-                        key = record[lookup.key]
-                        if key is not None:
-                            table.setdefault(_as_text(key), record[lookup.value])
-                out[ident] = table
+                groups.setdefault((lookup.table, lookup.key, lookup_id(lookup)[3]), []).append(lookup)
+        return [(Query(table, tuple(dict.fromkeys([self.lookup_key, key, *(lookup.value for lookup in lookups)])),
+                       self.lookup_key, _where(lookups[0].where)), lookups)
+                for (table, key, _), lookups in groups.items()]
+
+    def _load_lookups(self, stream: StreamMapping) -> dict[tuple, dict]:
+        """Each lookup object read once per extraction, key → value; the first record (by its id) wins a key."""
+        out: dict[tuple, dict] = {}
+        for query, lookups in self._lookup_queries(stream):
+            key = lookups[0].key  # shared by the group
+            tables: dict[tuple, dict] = {lookup_id(lookup): {} for lookup in lookups}
+            for page in self._records(query):
+                for record in page:
+                    if record[key] is None:
+                        continue
+                    for lookup in lookups:
+                        tables[lookup_id(lookup)].setdefault(_as_text(record[key]), record[lookup.value])
+            out.update(tables)
         return out
+
+    @staticmethod
+    def _typed_key(key: str):
+        """Staged source ids are text; most APIs key records by integers (override where keys are text)."""
+        return int(key) if str(key).lstrip("-").isdigit() else key
 
 
 def _where(where: dict) -> dict[str, list]:
     return {column: wanted if isinstance(wanted, list) else [wanted] for column, wanted in where.items()}
-
-
-def _typed_key(key: str):
-    """Staged source ids are text; most APIs key records by integers."""
-    return int(key) if str(key).lstrip("-").isdigit() else key

@@ -1,6 +1,7 @@
 """The contract every source passes, each against a real counterpart: the Tryton JSON-RPC connector against a
 real Tryton 8.2 server, the SQL source on that Tryton's PostgreSQL database, on an Odoo schema in PostgreSQL
-and on an ERPNext schema in MariaDB, and the Odoo JSON-RPC connector against our Odoo emulator.
+and on an ERPNext schema in MariaDB; the Odoo JSON-RPC and ERPNext REST connectors against our emulators of
+those APIs.
 
 It connects; every stream returns canonical rows; paging ends and reads each row once; the window is
 respected; rows are found by key; bad credentials are a config error; a server failing mid-extraction is a
@@ -19,11 +20,13 @@ from sqlalchemy import create_engine, inspect, text
 
 from connectors.http import HttpClient
 from connectors.mapping import load_mapping
+from connectors.erpnext_api import ErpnextApi, ErpnextApiClient
 from connectors.odoo_rpc import OdooRpc, OdooRpcClient
 from connectors.sql import SqlSource
 from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
 from connectors.window import Window
 from demodata import generate
+from emulators.erpnext import ErpnextEmulator
 from emulators.odoo import OdooEmulator
 from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
 from erp2crm.errors import ConfigError, TransientError
@@ -160,7 +163,22 @@ def odoo_rpc(demo_files):
                        break_server=lambda: emulator.fail_with(503), mend_server=lambda: emulator.fail_with(None))
 
 
-@pytest.fixture(params=["tryton_rpc", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb"])
+@pytest.fixture(scope="module")
+def erpnext_api(demo_files):
+    with ErpnextEmulator(demo_files / "erpnext.db", "contract-key", "contract-secret") as emulator:
+        def source(secret="contract-secret"):
+            client = ErpnextApiClient(HttpClient(emulator.url, timeout=3, max_retries=1, backoff_s=0.1),
+                                      "contract-key", secret)
+            api = ErpnextApi("erpnext_api", load_mapping(MAPPINGS / "erpnext_api.yaml"), client)
+            api.page_size = 4  # several pages per stream, so that a failure can come between two
+            return api
+
+        yield Contract(open=source, open_with_bad_credentials=lambda: source("wrong"),
+                       break_server=lambda: emulator.fail_with(503), mend_server=lambda: emulator.fail_with(None))
+
+
+@pytest.fixture(params=["tryton_rpc", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb",
+                        "erpnext_api"])
 def contract(request) -> Contract:
     return request.getfixturevalue(request.param)
 

@@ -96,11 +96,13 @@ def test_a_wrong_model_or_field_is_a_config_error_naming_the_mapping(tryton, tmp
 
 def test_an_expired_session_is_renewed_once(tryton):
     source = _rpc(tryton)
+    calls = source.client.calls
     assert source.check()["customer_record"] == 26
+    usual = source.client.calls - calls - 1  # without the first login
     source.client.http.session.headers["Authorization"] = "Session ZXhwaXJlZA=="  # as if the server forgot it
     calls = source.client.calls
     assert source.check()["customer_record"] == 26
-    assert source.client.calls - calls == len(source.mapping.streams) + 2  # the refused call, a login, then on
+    assert source.client.calls - calls == usual + 2  # the refused call and a login, then on as usual
 
 
 @pytest.fixture(scope="module")
