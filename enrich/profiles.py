@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .credit import CREDIT_COLUMNS, add_credit_scores, payment_behaviour, receivables
+from .credit import add_credit_scores, payment_behaviour, receivables
 from .ledger import LEDGER_COLUMNS, UNCONVERTED_COLUMNS, scope_documents
 from .loyalty import add_demand, add_loyalty_and_churn, order_rhythm
 from .sales import category_preferences, sales_behaviour

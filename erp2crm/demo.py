@@ -82,7 +82,7 @@ def render(summary: dict) -> str:
               f"CRM records now:    {summary.get('crm_records')}", "",
               "Time per stage (s): " + ", ".join(f"{k} {v}" for k, v in summary.get("stage_seconds", {}).items()),
               f"Total stage time {summary.get('duration_s')} s, wall time {summary.get('wall_time_s')} s", "",
-              f"Run report (what was synced, held back and why, segments and value; links to the Data Docs):",
+              "Run report (what was synced, held back and why, segments and value; links to the Data Docs):",
               f"  {summary.get('report')}",
               "Held rows: `erp2crm quarantine list`; after fixing a source, `erp2crm quarantine replay --demo`."]
     return "\n".join(lines)

@@ -315,7 +315,6 @@ def validate_customers(run_id: str) -> dict:
 # --- enrich ------------------------------------------------------------------------------------------
 def enrich_profiles(run_id: str, as_of: datetime) -> dict:
     from enrich import build_profiles, load_fx_rates, load_settings
-    from hub.schema import profile_history
 
     config = load_config()
     hub = hub_store(config)

@@ -15,7 +15,6 @@ import sys
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from datetime import date
 from pathlib import Path
 
 import opencc

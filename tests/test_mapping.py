@@ -3,7 +3,6 @@ source rows to canonical rows through the generic SQL source."""
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 from datetime import datetime, timezone
 
 import pytest
