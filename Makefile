@@ -30,11 +30,12 @@ test: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python -m pytest
 
 # Every benchmark at its recorded size (~25 min on 2 cores); results in bench/results/, see bench/README.md.
-bench: $(STAMP)
+bench: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python bench/enrich_bench.py
 	$(BIN)/python bench/quality_bench.py
 	$(BIN)/python bench/reconcile_bench.py --sizes 10000 100000 --runs 3
 	$(BIN)/python bench/reconcile_bench.py --sizes 1000000 --runs 1 --incremental 10000 --base 1000000
+	$(BIN)/python bench/extract_bench.py --api
 
 clean:
 	rm -rf var $(VENV) $(TRYTON_VENV)

@@ -5,9 +5,10 @@ PostgreSQL with generate_series, read by `SqlSource` through the shipped `mappin
 (server-side cursor, 50k-row chunks, mapping to canonical rows included). Timed: a full extraction, and an
 incremental one whose window holds the 1% most recently written rows. Median of `--runs`.
 
-API (`--api`): the Tryton JSON-RPC source against the real Tryton 8.2 test server (tests/servers/tryton.py)
-after adding `--api-parties` parties to its database with SQL; every stream is extracted and the calls
-counted, with the share that paging and lookups take.
+API (`--api`): calls per 1,000 rows of each API source, every stream extracted: the Tryton JSON-RPC source
+against the real Tryton 8.2 test server (tests/servers/tryton.py) after adding `--api-parties` parties to its
+database with SQL, and the ERPNext REST and Odoo JSON-RPC sources against our emulators on demo databases of
+`--api-customers` customers. Calls include lookups (each lookup object read once per stream).
 
     .venv/bin/python bench/extract_bench.py                 # 1M orders from PostgreSQL, 3 runs
     .venv/bin/python bench/extract_bench.py --scale 0.01    # smoke run
@@ -123,29 +124,63 @@ def tryton_api(parties: int) -> dict:
                 "FROM generate_series(1, :n) g"), {"n": parties})
         engine.dispose()
         client = TrytonRpcClient(HttpClient(server.url), server.database, server.login, server.password)
-        source = TrytonRpc("tryton_rpc", load_mapping(MAPPINGS / "tryton_rpc.yaml"), client)
-        out = {"page_size": source.page_size, "streams": {}}
-        for entity in source.mapping.streams:
-            before = client.calls
-            t = time.perf_counter()
-            rows = sum(len(c) for c in source.extract(entity, None))
-            calls = client.calls - before
-            out["streams"][entity] = {"rows": rows, "calls": calls, "seconds": round(time.perf_counter() - t, 2),
-                                      "calls_per_1000_rows": round(1000 * calls / rows, 2) if rows else None}
-        return out
+        return {"added_parties": parties, **_calls_per_stream(
+            TrytonRpc("tryton_rpc", load_mapping(MAPPINGS / "tryton_rpc.yaml"), client), client)}
     finally:
         harness.stop(server)
 
 
+def _calls_per_stream(source, client) -> dict:
+    out = {"page_size": source.page_size, "streams": {}}
+    for entity in source.mapping.streams:
+        before = client.calls
+        t = time.perf_counter()
+        rows = sum(len(c) for c in source.extract(entity, None))
+        calls = client.calls - before
+        out["streams"][entity] = {"rows": rows, "calls": calls, "seconds": round(time.perf_counter() - t, 2),
+                                  "calls_per_1000_rows": round(1000 * calls / rows, 2) if rows else None}
+    rows = sum(s["rows"] for s in out["streams"].values())
+    calls = sum(s["calls"] for s in out["streams"].values())
+    out["total"] = {"rows": rows, "calls": calls, "calls_per_1000_rows": round(1000 * calls / rows, 2)}
+    return out
+
+
+def emulated_apis(customers: int) -> dict:
+    """Calls of the ERPNext REST and Odoo JSON-RPC sources against our emulators, on demo databases."""
+    import tempfile
+
+    from connectors.erpnext_api import ErpnextApi, ErpnextApiClient
+    from connectors.http import HttpClient
+    from connectors.mapping import load_mapping
+    from connectors.odoo_rpc import OdooRpc, OdooRpcClient
+    from demodata import generate
+    from emulators.erpnext import ErpnextEmulator
+    from emulators.odoo import OdooEmulator
+    from erp2crm.paths import MAPPINGS
+
+    folder = Path(tempfile.mkdtemp(prefix="erp2crm-extract-bench-"))
+    generate(folder, n_customers=customers, seed=3)
+    out = {"demo_customers": customers}
+    with ErpnextEmulator(folder / "erpnext.db", "bench-key", "bench-secret") as erpnext:
+        client = ErpnextApiClient(HttpClient(erpnext.url), "bench-key", "bench-secret")
+        out["erpnext_api"] = _calls_per_stream(
+            ErpnextApi("erpnext_api", load_mapping(MAPPINGS / "erpnext_api.yaml"), client), client)
+    with OdooEmulator(folder / "odoo.db", "odoo", "bench", "bench-key") as odoo:
+        client = OdooRpcClient(HttpClient(odoo.url), "odoo", "bench", "bench-key")
+        out["odoo_rpc"] = _calls_per_stream(OdooRpc("odoo_rpc", load_mapping(MAPPINGS / "odoo_rpc.yaml"), client), client)
+    return out
+
+
 def main(argv=None) -> int:
     ap = _common.arg_parser(NAME, __doc__.splitlines()[0], "multiplier on 1M order rows (default 1.0)")
-    ap.add_argument("--api", action="store_true", help="also count the Tryton JSON-RPC source's calls")
+    ap.add_argument("--api", action="store_true", help="also count the API sources' calls (Tryton, ERPNext, Odoo)")
     ap.add_argument("--api-parties", type=int, default=20_000, help="parties added to Tryton for --api")
+    ap.add_argument("--api-customers", type=int, default=3_000, help="demo customers behind the ERPNext and Odoo emulators")
     args = ap.parse_args(argv)
     payload = {"benchmark": NAME, "date": _common.now_iso(), "scale": args.scale,
                "sql_postgresql": sql_runs(int(ROWS * args.scale), args.runs)}
     if args.api:
-        payload["tryton_rpc"] = tryton_api(args.api_parties)
+        payload["api_calls"] = {"tryton_rpc": tryton_api(args.api_parties), **emulated_apis(args.api_customers)}
     payload["machine"] = _common.machine_info()
     payload["versions"] = _common.library_versions("pandas", "SQLAlchemy", "psycopg")
     out = _common.save(NAME, args.scale, args.out, payload)
@@ -153,9 +188,11 @@ def main(argv=None) -> int:
     print(f"SQL source, PostgreSQL: {sql['rows']:,} orders in {sql['median_s']['full']} s "
           f"({sql['rows_per_s_full']:,} rows/s); 1% window {sql['median_s']['incremental_1pct']} s; "
           f"peak {sql['memory']['peak_rss_mib']} MiB → {out}")
-    if args.api:
-        for entity, s in payload["tryton_rpc"]["streams"].items():
-            print(f"Tryton JSON-RPC {entity}: {s['rows']} rows, {s['calls']} calls ({s['calls_per_1000_rows']}/1,000 rows)")
+    for api, result in payload.get("api_calls", {}).items():
+        if api == "demo_customers":
+            continue
+        for entity, s in {**result["streams"], "all streams": result["total"]}.items():
+            print(f"{api} {entity}: {s['rows']:,} rows, {s['calls']} calls ({s['calls_per_1000_rows']}/1,000 rows)")
     return 0
 
 
