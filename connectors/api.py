@@ -36,7 +36,7 @@ class ApiSource:
 
     def __init__(self, name: str, mapping: SourceMapping, mapping_file: str = ""):
         self.name, self.mapping = name, mapping
-        self.mapping_file = mapping_file or f"mappings/{name}.yaml"
+        self.mapping_file = mapping_file or f"mappings/{mapping.source}.yaml"
 
     # --- what a subclass provides ---------------------------------------------------------------------
     def _page(self, query: Query, after: Any, limit: int) -> list[dict]:

@@ -24,7 +24,7 @@ from erp2crm.errors import ConfigError, TransientError
 class SqlSource:
     def __init__(self, name: str, mapping: SourceMapping, engine: Engine, mapping_file: str = ""):
         self.name, self.mapping, self.engine = name, mapping, engine
-        self.mapping_file = mapping_file or f"mappings/{name}.yaml"
+        self.mapping_file = mapping_file or f"mappings/{mapping.source}.yaml"
         self._tables: dict[str, Table] = {}
 
     # --- schema checks ----------------------------------------------------------------------------

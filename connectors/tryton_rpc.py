@@ -134,7 +134,7 @@ class TrytonRpc(ApiSource):
         self.client = client
 
     def _page(self, query: Query, after: Any, limit: int) -> list[dict]:
-        domain = self._domain(query)
+        domain = _domain(query)
         if after is not None:
             domain.append([query.primary_key, ">", after])
         fields = list(query.fields)
@@ -142,7 +142,7 @@ class TrytonRpc(ApiSource):
         return [{name: _field(record, name) for name in fields} for record in records]
 
     def _count(self, query: Query) -> int:
-        return self._call(query, "search_count", [self._domain(query)])
+        return self._call(query, "search_count", [_domain(query)])
 
     def _call(self, query: Query, method: str, params: list) -> Any:
         try:
@@ -155,15 +155,17 @@ class TrytonRpc(ApiSource):
         except requests.RequestException as e:  # pragma: no cover (HttpClient classifies these)
             raise TransientError(str(e)) from None
 
-    @staticmethod
-    def _domain(query: Query) -> list:
-        domain: list = [[column, "in", values] for column, values in query.where.items()]
-        domain += [[column, "!=", None] for column in query.present]
-        if query.keys is not None:
-            domain.append([query.primary_key, "in", list(query.keys)])
-        if query.window is not None:
-            domain.append(_changed_in(list(query.updated), query.window))
-        return domain
+
+
+def _domain(query: Query) -> list:
+    """A query's filters as a Tryton domain (shared with the REST source)."""
+    domain: list = [[column, "in", values] for column, values in query.where.items()]
+    domain += [[column, "!=", None] for column in query.present]
+    if query.keys is not None:
+        domain.append([query.primary_key, "in", list(query.keys)])
+    if query.window is not None:
+        domain.append(_changed_in(list(query.updated), query.window))
+    return domain
 
 
 def _changed_in(updated: list[str], window) -> list:

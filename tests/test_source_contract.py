@@ -1,5 +1,5 @@
-"""The contract every source passes, each against a real counterpart: the Tryton JSON-RPC connector against a
-real Tryton 8.2 server, the SQL source on that Tryton's PostgreSQL database, on an Odoo schema in PostgreSQL
+"""The contract every source passes, each against a real counterpart: the Tryton JSON-RPC and REST connectors
+against a real Tryton 8.2 server, the SQL source on that Tryton's PostgreSQL database, on an Odoo schema in PostgreSQL
 and on an ERPNext schema in MariaDB; the Odoo JSON-RPC and ERPNext REST connectors against our emulators of
 those APIs.
 
@@ -23,6 +23,7 @@ from connectors.mapping import load_mapping
 from connectors.erpnext_api import ErpnextApi, ErpnextApiClient
 from connectors.odoo_rpc import OdooRpc, OdooRpcClient
 from connectors.sql import SqlSource
+from connectors.tryton_rest import TrytonRest, TrytonRestClient
 from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
 from connectors.window import Window
 from demodata import generate
@@ -150,6 +151,21 @@ def tryton_rpc(tryton):
 
 
 @pytest.fixture(scope="module")
+def tryton_rest(tryton):
+    mapping = load_mapping(MAPPINGS / "tryton_rest.yaml")
+
+    def source(key=tryton.rest_key):
+        client = TrytonRestClient(HttpClient(tryton.url, timeout=3, max_retries=1, backoff_s=0.1), tryton.database, key)
+        rest = TrytonRest("tryton_rest", mapping, client)
+        rest.page_size = 4
+        return rest
+
+    return Contract(open=source, open_with_bad_credentials=lambda: source("not-a-rest-key"),
+                    break_server=lambda: os.killpg(tryton.process.pid, signal.SIGSTOP),
+                    mend_server=lambda: os.killpg(tryton.process.pid, signal.SIGCONT))
+
+
+@pytest.fixture(scope="module")
 def odoo_rpc(demo_files):
     with OdooEmulator(demo_files / "odoo.db", "odoo", "api-user", "odoo-api-key") as emulator:
         def source(password="odoo-api-key"):
@@ -177,7 +193,7 @@ def erpnext_api(demo_files):
                        break_server=lambda: emulator.fail_with(503), mend_server=lambda: emulator.fail_with(None))
 
 
-@pytest.fixture(params=["tryton_rpc", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb",
+@pytest.fixture(params=["tryton_rpc", "tryton_rest", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb",
                         "erpnext_api"])
 def contract(request) -> Contract:
     return request.getfixturevalue(request.param)

@@ -1,6 +1,7 @@
 """The Tryton connectors against a real Tryton 8.2 server (tests/servers/tryton.py): the JSON-RPC source
 reads what the SQL source reads from the same database, follows changes, explains wrong mappings, renews
-an expired session, and runs the whole sync through Airflow into the CRM emulator."""
+an expired session, and runs the whole sync through Airflow into the CRM emulator; the REST source reads
+what the JSON-RPC source reads."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 from connectors.http import HttpClient
 from connectors.mapping import load_mapping
 from connectors.sql import SqlSource
+from connectors.tryton_rest import TrytonRest, TrytonRestClient
 from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
 from connectors.window import Window
 from emulators.salesforce import SalesforceEmulator
@@ -89,7 +91,7 @@ def test_a_wrong_model_or_field_is_a_config_error_naming_the_mapping(tryton, tmp
     path = tmp_path / "tryton_rpc.yaml"
     path.write_text(yaml.safe_dump(mapping))
     source = _rpc(tryton, load_mapping(path))
-    with pytest.raises(ConfigError, match=r"mappings/tryton\.yaml: model") as raised:
+    with pytest.raises(ConfigError, match=r"mappings/tryton_rpc\.yaml: model") as raised:
         list(source.extract("customer_record", None))
     assert expected in str(raised.value)
 
@@ -161,3 +163,34 @@ def test_the_sync_dag_pushes_tryton_customers_to_the_crm(tryton, tryton_sync):
     assert summary["crm_writes"] == 1
     names = {a["Name"] for a in crm.records("Account")}
     assert "Customer Seven Ltd" in names and "Customer 07" not in names
+
+
+def _rest(tryton, key=None) -> TrytonRest:
+    client = TrytonRestClient(HttpClient(tryton.url, max_retries=1, backoff_s=0.1), tryton.database,
+                              key or tryton.rest_key)
+    rest = TrytonRest("tryton", load_mapping(MAPPINGS / "tryton_rest.yaml"), client)
+    rest.page_size = 7  # several pages per stream
+    return rest
+
+
+def test_rest_reads_what_json_rpc_reads_page_by_http_range(tryton):
+    rest, rpc = _rest(tryton), _rpc(tryton)
+    assert rest.check() == rpc.check()
+    for entity in rpc.mapping.streams:
+        pd.testing.assert_frame_equal(_all(rest, entity), _all(rpc, entity), check_dtype=False, obj=entity)
+
+
+def test_rest_explains_a_refused_key_a_missing_field_and_an_unknown_model(tryton, tmp_path):
+    with pytest.raises(ConfigError, match="refused the REST key"):
+        _rest(tryton, key="not-a-key").check()
+    for table, field, expected in [("party.party", "no_such_field", "or one of its fields id, write_date, no_such_field"),
+                                   ("no.such.model", "name", "unknown model 'no.such.model'")]:
+        mapping = {"source": "tryton_rest", "connector": "tryton_rest", "streams": {"customer_record": {
+            "table": table, "primary_key": "id", "updated_at": "write_date", "fields": {"name": field}}}}
+        path = tmp_path / "tryton_rest.yaml"
+        path.write_text(yaml.safe_dump(mapping))
+        source = _rest(tryton)
+        source.mapping = load_mapping(path)
+        with pytest.raises(ConfigError, match=r"mappings/tryton_rest\.yaml: model") as raised:
+            source.check()
+        assert expected in str(raised.value)

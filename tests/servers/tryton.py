@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -40,6 +41,7 @@ class TrytonServer:
     database: str
     login: str
     password: str
+    rest_key: str  # a REST API key of the admin user, made for this database alone
     process: subprocess.Popen
 
     @property
@@ -124,6 +126,19 @@ def _age(database: str, days: int = 30) -> None:
     engine.dispose()
 
 
+def _rest_key(database: str) -> str:
+    """A validated REST application key for the admin user (what Tryton's user preferences would create)."""
+    key = secrets.token_hex(32)
+    engine = create_engine(PG.rsplit("/", 1)[0] + f"/{database}")
+    with engine.begin() as conn:
+        conn.execute(text(
+            'INSERT INTO res_user_application (key, "user", application, state, create_uid, create_date) '
+            "SELECT :key, id, 'rest', 'validated', 0, now() AT TIME ZONE 'UTC' FROM res_user WHERE login = 'admin'"),
+            {"key": key})
+    engine.dispose()
+    return key
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -149,12 +164,13 @@ def start() -> TrytonServer:
     with _admin_engine().connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
     _age(database)
+    rest_key = _rest_key(database)
     port = _free_port()
     config = _config(folder, port)
     log = open(folder / "trytond.log", "wb")
     process = subprocess.Popen([str(VENV / "bin/trytond"), "-c", str(config), "-d", database], stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-    server = TrytonServer(f"http://127.0.0.1:{port}", database, "admin", ADMIN_PASSWORD, process)
+    server = TrytonServer(f"http://127.0.0.1:{port}", database, "admin", ADMIN_PASSWORD, rest_key, process)
     deadline = time.monotonic() + 90
     while True:
         try:
