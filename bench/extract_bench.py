@@ -5,8 +5,8 @@ PostgreSQL with generate_series, read by `SqlSource` through the shipped `mappin
 (server-side cursor, 50k-row chunks, mapping to canonical rows included). Timed: a full extraction, and an
 incremental one whose window holds the 1% most recently written rows. Median of `--runs`.
 
-API (`--api`): calls per 1,000 rows of each API source, every stream extracted: the Tryton JSON-RPC source
-against the real Tryton 8.2 test server (tests/servers/tryton.py) after adding `--api-parties` parties to its
+API (`--api`): calls per 1,000 rows of each API source, every stream extracted: the Tryton JSON-RPC and REST
+sources against the real Tryton 8.2 test server (tests/servers/tryton.py) after adding `--api-parties` parties to its
 database with SQL, and the ERPNext REST and Odoo JSON-RPC sources against our emulators on demo databases of
 `--api-customers` customers. Calls include lookups (each lookup object read once per stream).
 
@@ -104,13 +104,14 @@ def sql_runs(rows: int, runs: int) -> dict:
 
 
 def tryton_api(parties: int) -> dict:
-    """Calls the Tryton JSON-RPC source makes per stream, on the test server's database plus `parties`."""
+    """Calls the Tryton JSON-RPC and REST sources make per stream, on the test server's database plus `parties`."""
     sys.path.insert(0, str(_common.REPO_ROOT / "tests"))
     from servers import tryton as harness
     from sqlalchemy import create_engine, text
 
     from connectors.http import HttpClient
     from connectors.mapping import load_mapping
+    from connectors.tryton_rest import TrytonRest, TrytonRestClient
     from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
     from erp2crm.paths import MAPPINGS
 
@@ -124,8 +125,12 @@ def tryton_api(parties: int) -> dict:
                 "FROM generate_series(1, :n) g"), {"n": parties})
         engine.dispose()
         client = TrytonRpcClient(HttpClient(server.url), server.database, server.login, server.password)
-        return {"added_parties": parties, **_calls_per_stream(
+        rpc = {"added_parties": parties, **_calls_per_stream(
             TrytonRpc("tryton_rpc", load_mapping(MAPPINGS / "tryton_rpc.yaml"), client), client)}
+        client = TrytonRestClient(HttpClient(server.url), server.database, server.rest_key)
+        rest = {"added_parties": parties, **_calls_per_stream(
+            TrytonRest("tryton_rest", load_mapping(MAPPINGS / "tryton_rest.yaml"), client), client)}
+        return {"tryton_rpc": rpc, "tryton_rest": rest}
     finally:
         harness.stop(server)
 
@@ -180,7 +185,7 @@ def main(argv=None) -> int:
     payload = {"benchmark": NAME, "date": _common.now_iso(), "scale": args.scale,
                "sql_postgresql": sql_runs(int(ROWS * args.scale), args.runs)}
     if args.api:
-        payload["api_calls"] = {"tryton_rpc": tryton_api(args.api_parties), **emulated_apis(args.api_customers)}
+        payload["api_calls"] = {**tryton_api(args.api_parties), **emulated_apis(args.api_customers)}
     payload["machine"] = _common.machine_info()
     payload["versions"] = _common.library_versions("pandas", "SQLAlchemy", "psycopg")
     out = _common.save(NAME, args.scale, args.out, payload)
