@@ -1,8 +1,8 @@
 """Base class for sources read through an ERP's API, driven by the same mapping files as the SQL source.
 
-A stream's `table` is the API's object (model, DocType), its columns are the API's field names. Paging,
-windows, lookups and the mapping to canonical rows live here, once; a subclass says how to read one page
-of records in primary-key order (`_page`) and how to count them (`_count`).
+A stream's `table` is the API's object (model, DocType), its columns are the API's field names. Paging
+(keyset by default; offset, page number or cursor: connectors/paging.py), windows, lookups and the mapping
+to canonical rows live here, once; a subclass says how to read one page (`_page`) and how to count (`_count`).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
+from connectors.paging import FIRST, Paging, following
 from connectors.transform import map_chunk
 from connectors.window import Window
 
@@ -31,6 +32,8 @@ class Query:
 
 class ApiSource:
     page_size = 500
+    paging: Paging = "keyset"  # what `after` means in _page (connectors/paging.py)
+    next_cursor: Any = None  # set by _page under cursor paging: the API's next token or URL, None at the end
     lookup_key = "id"  # what lookup objects are paged on: the API's record id (ERPNext: name)
     keys_per_call = 500  # primary keys per request when rows are read by key
 
@@ -40,8 +43,9 @@ class ApiSource:
 
     # --- what a subclass provides ---------------------------------------------------------------------
     def _page(self, query: Query, after: Any, limit: int) -> list[dict]:
-        """Up to `limit` records of `query` whose primary key is greater than `after` (None: from the
-        first), in primary-key order, as plain Python values keyed by the query's field names."""
+        """Up to `limit` records of `query`, as plain Python values keyed by the query's field names. Under
+        keyset paging (the default), those whose primary key is greater than `after` (None: from the first),
+        in primary-key order; under the other strategies `after` is an offset, a page number or a cursor."""
         raise NotImplementedError
 
     def _count(self, query: Query) -> int:
@@ -81,15 +85,16 @@ class ApiSource:
                      tuple(stream.present), window, tuple(stream.updated_columns), keys)
 
     def _records(self, query: Query) -> Iterator[list[dict]]:
-        """Every page of `query`, by keyset paging: stable while records change, ends on a short page."""
-        after = None
+        """Every page of `query`, walked as `paging` says (connectors/paging.py)."""
+        after = FIRST[self.paging]
         while True:
+            self.next_cursor = None
             page = self._page(query, after, self.page_size)
             if page:
                 yield page
-            if len(page) < self.page_size:
+            more, after = following(self.paging, after, page, query.primary_key, self.page_size, self.next_cursor)
+            if not more:
                 return
-            after = page[-1][query.primary_key]
 
     def _mapped(self, entity: str, stream: StreamMapping, query: Query, chunk_size: int) -> Iterator[pd.DataFrame]:
         lookups = self._load_lookups(stream)
