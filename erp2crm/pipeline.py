@@ -56,33 +56,42 @@ def _naive(moment: datetime) -> datetime:
 
 
 # --- run bookkeeping ---------------------------------------------------------------------------------
-def begin_run(run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool) -> dict:
+def begin_run(run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool,
+              only_sources: list[str] | None = None) -> dict:
+    """Record the run; its sources are the configured ones, or `only_sources` (a backfill), each checked."""
     config = load_config()
+    names = [s.name for s in config.sources]
+    for name in only_sources or []:
+        config.source(name)  # a ConfigError naming the configured sources
     hub = hub_store(config)
     hub.start_run(run_id, dag_id, _naive(window_start), _naive(window_end), full_refresh)
-    return {"run_id": run_id, "sources": [s.name for s in config.sources], "targets": [t.name for t in config.targets]}
+    return {"run_id": run_id, "sources": only_sources or names, "targets": [t.name for t in config.targets]}
 
 
 # --- extract -------------------------------------------------------------------------------------------
 def extract_source(run_id: str, source_name: str, window_start: datetime, window_end: datetime,
-                   full_refresh: bool = False) -> dict:
+                   full_refresh: bool = False, backfill: bool = False) -> dict:
     """Stage every stream of one source changed in [window_start − lookback, window_end) into the landing
     partition (run_id, source), plus this source's rows still held in quarantine, re-read by key so that a fix
     in the source or its mapping releases them. The first extraction of a source, or full_refresh, reads
-    every row."""
+    every row. A backfill reads exactly [window_start, window_end), with no look-back, and leaves the source's
+    watermark alone."""
     from connectors.window import Window
 
     config = load_config()
     hub = hub_store(config)
     source_cfg = config.source(source_name)
     state = hub.read_table("source_state")
-    everything = full_refresh or source_name not in set(state["source_system"])
-    start = None if everything else pd.Timestamp(window_start) - pd.Timedelta(hours=source_cfg.lookback_hours)
+    everything = full_refresh or (not backfill and source_name not in set(state["source_system"]))
+    lookback = pd.Timedelta(0 if backfill else source_cfg.lookback_hours * 3600, unit="s")
+    start = None if everything else pd.Timestamp(window_start) - lookback
     window = None if everything else Window(start=start, end=pd.Timestamp(window_end))
     with _stage(hub, run_id, f"extract:{source_name}") as counts:
         counts["window_start"] = None if start is None else str(start)
         counts["window_end"] = None if window is None else str(window.end)
         counts.update(stage_source(hub, run_id, config, source_name, window, recheck_held=not everything))
+        if backfill:  # a past period: the scheduled sync's watermark stays where it is
+            return counts
         # Remembered so that the next run reads only its window (the first one reads everything).
         hub.upsert_rows("source_state", [{"source_system": source_name, "last_success_run_id": run_id,
                                           "last_window_end": _naive(window_end)}], ("source_system",))

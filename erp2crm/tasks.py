@@ -23,11 +23,21 @@ def run(fn: Callable, *args, **kwargs):
 
 
 def window() -> dict:
-    """The run's extraction window and options from the Airflow context (data interval and params)."""
+    """The run's extraction window and options from the Airflow context: the data interval and params, or the
+    explicit period and source of a backfill (params start, end, source)."""
+    import pandas as pd
+
+    from erp2crm.errors import ConfigError
+
     ctx = get_current_context()
     params = ctx["params"]
-    end = ctx["data_interval_end"]
-    return {"run_id": ctx["run_id"], "dag_id": ctx["dag"].dag_id,
-            "window_start": ctx["data_interval_start"], "window_end": end,
-            "full_refresh": bool(params.get("full_refresh")),
-            "as_of": params.get("as_of") or end.isoformat()}
+    now = ctx["data_interval_end"]
+    common = {"run_id": ctx["run_id"], "dag_id": ctx["dag"].dag_id, "as_of": params.get("as_of") or now.isoformat()}
+    if params.get("start") is None:
+        return {**common, "window_start": ctx["data_interval_start"], "window_end": now,
+                "full_refresh": bool(params.get("full_refresh")), "backfill": False, "sources": None}
+    start, end = (pd.Timestamp(params[k]).tz_localize("UTC") for k in ("start", "end"))
+    if end <= start:
+        raise AirflowFailException(f"[config error, not retried] {ConfigError(f'backfill: end {end.date()} must be after start {start.date()}')}")
+    return {**common, "window_start": start.to_pydatetime(), "window_end": end.to_pydatetime(), "full_refresh": False,
+            "backfill": True, "sources": [params["source"]]}

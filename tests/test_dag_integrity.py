@@ -64,3 +64,12 @@ def test_connection_check_dag_is_manual_and_never_retries():
     assert dag.schedule is None or str(dag.timetable.summary) in ("None", "Never, external triggers only")
     assert {t.task_id for t in dag.tasks} >= {"check_hub", "check_source", "check_target"}
     assert all(t.retries == 0 for t in dag.tasks)
+
+
+def test_backfill_dag_is_manual_with_source_and_period_params():
+    dag = _bag().dags["erp_crm_backfill"]
+    assert dag.schedule is None or str(dag.timetable.summary) in ("None", "Never, external triggers only")
+    assert dag.max_active_runs == 1
+    assert {"source", "start", "end"} <= set(dag.params.keys())
+    sync = _bag().dags["erp_crm_customer_sync"]
+    assert {t.task_id for t in dag.tasks} == {t.task_id for t in sync.tasks}  # the same stages, one source
