@@ -141,10 +141,21 @@ def _as_text(value) -> str:
     return str(value)
 
 
+class UpdatedFrom(_Strict):
+    """The parent row whose last change is the row's: `column` holds the parent's `key` in `table`."""
+    table: str
+    key: str
+    column: str
+    _check = field_validator("table", "key", "column")(classmethod(lambda cls, v: _identifier(v)))
+
+
 class StreamMapping(_Strict):
     table: str
     primary_key: str
     updated_at: str | list[str]  # first non-null of these columns is the row's last change
+    # Rows with no time of their own (order lines, payment allocations) take their parent row's: updated_at then
+    # names columns of the parent table (SQL sources only).
+    updated_from: UpdatedFrom | None = None
     # Only rows whose columns hold one of these values belong to the stream (e.g. an ERP table that keeps
     # customer invoices, vendor bills and journal entries together). Filtered in SQL, with bound values.
     where: dict[str, str | int | bool | list[str | int | bool]] = {}
@@ -216,6 +227,8 @@ class SourceMapping(_Strict):
                                  f"allowed: {', '.join(sorted(allowed))}")
             if name in DOCUMENT_ENTITIES and "customer_source_id" not in stream.fields:
                 raise ValueError(f"streams.{name}.fields: customer_source_id is required (the document's customer)")
+            if stream.updated_from is not None and self.connector != "sql":
+                raise ValueError(f"streams.{name}.updated_from: only the sql connector reads a parent's timestamp")
         if "customer_record" not in self.streams:
             raise ValueError("streams: a source needs a customer_record stream")
         return self

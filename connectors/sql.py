@@ -104,25 +104,37 @@ class SqlSource:
     def _query(self, conn, entity: str, stream: StreamMapping, window: Window | None):
         where = f"streams.{entity}"
         table = self._table(conn, stream.table, where)
-        names = [stream.primary_key, *stream.updated_columns, *stream.where, *stream.present]
+        own_updated = [] if stream.updated_from else stream.updated_columns
+        names = [stream.primary_key, *own_updated, *stream.where, *stream.present]
         for field, spec in stream.fields.items():
             names += spec.columns + spec.other_columns
         columns = {}
         for name in dict.fromkeys(names):
-            part = ("updated_at" if name in stream.updated_columns else "where" if name in stream.where
+            part = ("updated_at" if name in own_updated else "where" if name in stream.where
                     else "present" if name in stream.present else "fields")
             columns[name] = self._column(table, name, f"{where}.{part}")
-        query = select(*columns.values()).order_by(columns[stream.primary_key])
+        updated = [columns[c] for c in own_updated]
+        query = select(*columns.values())
+        if stream.updated_from:  # the parent's last change, through an outer join on its key
+            parent_spec, part = stream.updated_from, f"{where}.updated_from"
+            parent = self._table(conn, parent_spec.table, part)
+            link = self._column(table, parent_spec.column, part) == self._column(parent, parent_spec.key, part)
+            updated = [self._column(parent, c, f"{where}.updated_at") for c in stream.updated_columns]
+            clash = sorted(set(stream.updated_columns) & set(columns))
+            if clash:
+                raise ConfigError(f"{self.mapping_file}: {part}: the parent's {', '.join(clash)} would hide the "
+                                  f"column of the same name in {stream.table!r}")
+            query = query.add_columns(*(u.label(u.name) for u in updated)).select_from(table.outerjoin(parent, link))
+        query = query.order_by(columns[stream.primary_key])
         for column, wanted in stream.where.items():
             query = query.where(columns[column].in_(wanted if isinstance(wanted, list) else [wanted]))
         for column in stream.present:
             query = query.where(columns[column].is_not(None))
         if window is not None:
-            updated = [columns[c] for c in stream.updated_columns]
             changed = updated[0] if len(updated) == 1 else func.coalesce(*updated)
             if window.start is not None:
-                query = query.where(changed >= self._bound(window.start, columns[stream.updated_columns[0]]))
-            query = query.where(changed < self._bound(window.end, columns[stream.updated_columns[0]]))
+                query = query.where(changed >= self._bound(window.start, updated[0]))
+            query = query.where(changed < self._bound(window.end, updated[0]))
         return query
 
     def _bound(self, moment: datetime, column):

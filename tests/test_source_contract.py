@@ -1,6 +1,6 @@
 """The contract every source passes, each against a real counterpart: the Tryton JSON-RPC and REST connectors
 against a real Tryton 8.2 server, the SQL source on that Tryton's PostgreSQL database, on an Odoo schema in PostgreSQL
-and on an ERPNext schema in MariaDB; the Odoo JSON-RPC and ERPNext REST connectors against our emulators of
+and on ERPNext and Dolibarr schemas in MariaDB; the Odoo JSON-RPC and ERPNext REST connectors against our emulators of
 those APIs.
 
 It connects; every stream returns canonical rows; paging ends and reads each row once; the window is
@@ -27,6 +27,7 @@ from connectors.tryton_rest import TrytonRest, TrytonRestClient
 from connectors.tryton_rpc import TrytonRpc, TrytonRpcClient
 from connectors.window import Window
 from demodata import generate
+from demodata.dolibarr import dolibarr_database, load_mariadb
 from emulators.erpnext import ErpnextEmulator
 from emulators.odoo import OdooEmulator
 from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
@@ -124,6 +125,23 @@ def erpnext_mariadb(demo_files):
 
 
 @pytest.fixture(scope="module")
+def dolibarr_mariadb(tmp_path_factory):
+    admin = _server(MARIADB, "MariaDB")
+    name = f"erp2crm_contract_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    url = MARIADB.rsplit("/", 1)[0] + f"/{name}?charset=utf8mb4"
+    engine = create_engine(url)
+    load_mariadb(dolibarr_database(tmp_path_factory.mktemp("contract-dolibarr"), 60, 5), engine)
+    engine.dispose()
+    kill = f"SELECT id FROM information_schema.processlist WHERE db = '{name}' AND id <> CONNECTION_ID()"
+    bad = MARIADB.rsplit("/", 1)[0].replace("root@", "root:wrong-password@") + f"/{name}"
+    yield _sql_contract("dolibarr", url, kill, bad)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE `{name}`"))
+
+
+@pytest.fixture(scope="module")
 def tryton_postgres(tryton):
     kill = f"SELECT pid FROM pg_stat_activity WHERE datname = '{tryton.database}' AND pid <> pg_backend_pid() " \
            f"AND application_name <> 'trytond'"
@@ -194,7 +212,7 @@ def erpnext_api(demo_files):
 
 
 @pytest.fixture(params=["tryton_rpc", "tryton_rest", "tryton_postgres", "odoo_postgres", "odoo_rpc", "erpnext_mariadb",
-                        "erpnext_api"])
+                        "erpnext_api", "dolibarr_mariadb"])
 def contract(request) -> Contract:
     return request.getfixturevalue(request.param)
 
