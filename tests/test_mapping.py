@@ -56,6 +56,12 @@ INVALID = [
     (VALID.replace("      currency: {column: currency, default: CNY}", "      currency: {column: currency, colour: red}"), "Extra inputs are not permitted"),
     (VALID.replace("where: {kind: [sale, refund]}", "where: {kind: []}"), "where.kind: an empty list would select no rows"),
     (VALID.replace("where: {kind: [sale, refund]}", "where: {\"kind; --\": sale}"), "is not a plain table or column name"),
+    (VALID.replace("source: shop\n", "source: shop\nconnector: soap_erp\n"), "no module connectors/soap_erp.py"),
+    (VALID.replace("source: shop\n", "source: shop\nconnector: odoo_rpc\n").replace(
+        "    updated_at: write_date\n", "    updated_at: write_date\n    updated_from: {table: t, key: id, column: parent}\n"),
+     "only the sql connector reads a parent's timestamp"),
+    (VALID.replace("    updated_at: write_date\n", "    updated_at: write_date\n    updated_from: {table: t, key: id}\n"),
+     "updated_from.column: Field required"),
     ("streams: [1, 2\n", "not valid YAML"),
     ("- a\n- b\n", "expected a mapping at the top level"),
 ]
