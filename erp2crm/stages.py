@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import task
+from airflow.sdk import Asset, task
+
+from erp2crm.alerts import task_failed
 
 DEFAULT_ARGS = {
     "owner": "erp2crm",
@@ -12,7 +14,13 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=20),
+    "on_failure_callback": task_failed,  # a clear alert once a task has failed for good (log, optional webhook)
 }
+
+# What each gate has let through, in the hub store: other DAGs can be scheduled on them (schedule=[PROFILES]).
+CUSTOMER_RECORDS = Asset(name="customer_records", uri="erp2crm://hub/customer_records", group="erp2crm")
+UNIFIED_CUSTOMERS = Asset(name="unified_customers", uri="erp2crm://hub/unified_customers", group="erp2crm")
+CUSTOMER_PROFILES = Asset(name="customer_profiles", uri="erp2crm://hub/customer_profiles", group="erp2crm")
 
 
 @task
@@ -41,7 +49,7 @@ def extract(source: str, run: dict) -> dict:
                      w["full_refresh"], w["backfill"])
 
 
-@task
+@task(outlets=[CUSTOMER_RECORDS])
 def validate_staged(run: dict, extracted: list[dict]) -> dict:
     from erp2crm import pipeline, tasks
     return tasks.run(pipeline.validate_staged, run["run_id"])
@@ -53,7 +61,7 @@ def reconcile(run: dict, staged: dict) -> dict:
     return tasks.run(pipeline.reconcile_customers, run["run_id"])
 
 
-@task
+@task(outlets=[UNIFIED_CUSTOMERS])
 def validate_customers(run: dict, reconciled: dict) -> dict:
     from erp2crm import pipeline, tasks
     return tasks.run(pipeline.validate_customers, run["run_id"])
@@ -65,7 +73,7 @@ def enrich(run: dict, validated: dict) -> dict:
     return tasks.run(pipeline.enrich_profiles, run["run_id"], tasks.window()["as_of"])
 
 
-@task
+@task(outlets=[CUSTOMER_PROFILES])
 def validate_profiles(run: dict, enriched: dict) -> dict:
     from erp2crm import pipeline, tasks
     return tasks.run(pipeline.validate_profiles, run["run_id"])
@@ -77,7 +85,8 @@ def push(target: str, run: dict, validated: dict) -> dict:
     return tasks.run(pipeline.push_target, run["run_id"], target)
 
 
-@task(trigger_rule="all_done", retries=0)
+# It fails only after a stage failed, which has alerted already: no second alert.
+@task(trigger_rule="all_done", retries=0, on_failure_callback=None)
 def finish(run: dict) -> dict:
     from erp2crm import pipeline, tasks
     return tasks.run(pipeline.finish_run, run["run_id"])

@@ -236,3 +236,15 @@ def test_a_reviewers_decision_is_applied_by_the_next_runs(world, first_run):
     events = hub.read_table("customer_events")
     merged = events[(events["event"] == "merged") & (events["customer_id"] == old_id)]
     assert [json.loads(p) for p in merged["previous_ids"]] == [[new_id]]
+
+
+def test_each_gate_updates_its_asset_so_other_dags_can_follow(world, first_run):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dag_run, _ = first_run
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == dag_run.run_id).all()
+        updated = {(e.asset.name, e.source_task_id) for e in events}
+    assert updated == {("customer_records", "validate_staged"), ("unified_customers", "validate_customers"),
+                       ("customer_profiles", "validate_profiles")}
