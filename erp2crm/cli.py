@@ -286,6 +286,27 @@ def connectors() -> None:
     """Source connectors and CRM targets."""
 
 
+@main.command("lineage")
+@click.argument("source_system")
+@click.argument("source_id")
+@click.option("--entity", default="customer_record", show_default=True,
+              help="The row's entity: a document (order, invoice, ...) is followed through its customer.")
+@click.option("--hub", "hub_url", default=None, help="Hub store SQLAlchemy URL (default: the demo's).")
+@click.option("--json", "as_json", is_flag=True, help="The whole trace as JSON.")
+def lineage_command(source_system: str, source_id: str, entity: str, hub_url: str | None, as_json: bool) -> None:
+    """Where an ERP row went: its unified customer (and why it was linked) and its record in each CRM."""
+    from erp2crm.errors import ConfigError
+    from erp2crm.lineage import lineage, render
+
+    try:
+        trace = lineage(_hub(hub_url), source_system, source_id, entity)
+    except ConfigError as e:
+        _fail(e)
+    click.echo(json.dumps(trace, default=str, indent=2, ensure_ascii=False) if as_json else render(trace))
+    if trace["record"] is None and not trace["quarantine"]:
+        sys.exit(1)  # nothing known about this row
+
+
 @main.group()
 def connector() -> None:
     """One source connector."""

@@ -248,3 +248,37 @@ def test_each_gate_updates_its_asset_so_other_dags_can_follow(world, first_run):
         updated = {(e.asset.name, e.source_task_id) for e in events}
     assert updated == {("customer_records", "validate_staged"), ("unified_customers", "validate_customers"),
                        ("customer_profiles", "validate_profiles")}
+
+
+def test_lineage_follows_an_erp_row_to_its_crm_record(world, first_run):
+    from click.testing import CliRunner
+
+    from erp2crm.cli import main
+
+    customers = hub_store().read_table("customers")
+    orders = hub_store().read_entity("order")
+    with_orders = set(orders["source_system"] + ":" + orders["customer_source_id"])
+    merged, key = next((c, k) for _, c in customers[customers["source_count"] >= 2].iterrows()
+                       for k in json.loads(c["source_ids"]) if k in with_orders)  # a merged customer with orders
+    system, source_id = key.split(":", 1)
+    hub_url = str(hub_store().engine.url)
+    runner = CliRunner()
+    done = runner.invoke(main, ["lineage", system, source_id, "--hub", hub_url, "--json"])
+    assert done.exit_code == 0, done.output
+    trace = json.loads(done.output)
+    assert trace["link"]["customer_id"] == merged["customer_id"] and trace["link"]["explanation"]
+    account = next(a for a in world["crm"].records("Account")
+                   if a["ERP2CRM_Customer_Id__c"] == merged["customer_id"])
+    assert [(t["target"], t["crm_id"]) for t in trace["crm"]] == [("salesforce", account["Id"])]
+    text = runner.invoke(main, ["lineage", system, source_id, "--hub", hub_url]).output
+    assert f"→ unified customer {merged['customer_id']}" in text and f"→ salesforce record {account['Id']}" in text
+    # A document is followed through its customer; a quarantined row shows why it was held.
+    order = orders[(orders["source_system"] == system) & (orders["customer_source_id"] == source_id)].iloc[0]
+    doc = json.loads(runner.invoke(main, ["lineage", system, order["source_id"], "--entity", "order",
+                                          "--hub", hub_url, "--json"]).output)
+    assert doc["link"]["customer_id"] == merged["customer_id"] and doc["record"]["source_id"] == order["source_id"]
+    bad = pd.read_csv(world["erp"] / "bad_rows.csv", dtype=str).query("entity == 'customer_record'").iloc[0]
+    held = runner.invoke(main, ["lineage", bad["source_system"], bad["source_id"], "--hub", hub_url])
+    assert held.exit_code == 0 and f"{bad['defect']}, held" in held.output
+    unknown = runner.invoke(main, ["lineage", "odoo", "no-such-row", "--hub", hub_url])
+    assert unknown.exit_code == 1 and "not linked" in unknown.output
