@@ -59,7 +59,7 @@ class ApiSource:
         for entity, stream in self.mapping.streams.items():
             query = self._query(stream)
             for probe in [query, *(lookup_query for lookup_query, _ in self._lookup_queries(stream))]:
-                self._page(probe, None, 1)
+                self._page(probe, FIRST[self.paging], 1)
             counts[entity] = self._count(query)
         return counts
 

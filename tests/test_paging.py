@@ -51,3 +51,10 @@ def test_each_paging_strategy_reads_every_record_once(paging, page_size, afters)
     rows = [r for chunk in source.extract("customer_record", None, chunk_size=4) for r in chunk["name"]]
     assert rows == [r["name"] for r in RECORDS]
     assert source.afters == afters
+
+
+@pytest.mark.parametrize("paging", ["keyset", "offset", "page", "cursor"])
+def test_check_probes_from_the_first_page_of_each_strategy(paging):
+    source = MemoryApi(paging, 5)
+    assert source.check() == {"customer_record": len(RECORDS)}
+    assert source.afters == [{"keyset": None, "offset": 0, "page": 1, "cursor": None}[paging]]
