@@ -6,9 +6,11 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+import yaml
 from sqlalchemy import create_engine
 
 from connectors.mapping import load_mapping
+from connectors.outbound import load_outbound
 from connectors.sql import SqlSource
 from connectors.window import Window
 from erp2crm.errors import ConfigError
@@ -77,9 +79,17 @@ def test_invalid_mapping_names_file_field_and_problem(tmp_path, snippet, expecte
     assert expected in str(err.value)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in MAPPINGS.glob("*.yaml") if p.stem != "salesforce"))
+SHIPPED = {p.stem: yaml.safe_load(p.read_text()) for p in sorted(MAPPINGS.glob("*.yaml"))}
+
+
+@pytest.mark.parametrize("name", [name for name, body in SHIPPED.items() if "source" in body])
 def test_shipped_mappings_are_valid(name):
     assert load_mapping(MAPPINGS / f"{name}.yaml").source == name
+
+
+@pytest.mark.parametrize("name", [name for name, body in SHIPPED.items() if "target" in body])
+def test_shipped_outbound_mappings_are_valid(name):
+    assert load_outbound(MAPPINGS / f"{name}.yaml").target == name
 
 
 @pytest.fixture
