@@ -47,9 +47,23 @@ class SourceConfig(_Endpoint):
     chunk_size: int = Field(50_000, gt=0)
 
 
+# Records per call each CRM accepts: sObject Collections 200, HubSpot batch upsert 100; BottleCRM has no batch
+# endpoint (one record per call), so its "batch" is how many records one push task handles between checks.
+BATCH_LIMITS = {"salesforce": 200, "hubspot": 100, "bottlecrm": 1000}
+
+
 class TargetConfig(_Endpoint):
-    kind: Literal["salesforce"]
-    batch_size: int = Field(200, gt=0, le=200)
+    kind: Literal["salesforce", "hubspot", "bottlecrm"]
+    batch_size: int | None = Field(None, gt=0)  # records per call; default and maximum: the CRM's own limit
+
+    @model_validator(mode="after")
+    def _batch_limit(self) -> "TargetConfig":
+        limit = BATCH_LIMITS[self.kind]
+        if self.batch_size is None:
+            self.batch_size = limit
+        elif self.batch_size > limit:
+            raise ValueError(f"batch_size: {self.kind} takes at most {limit} records per call")
+        return self
     max_rejected_share: float = Field(0.05, ge=0, le=1)
 
 
