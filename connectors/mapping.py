@@ -24,13 +24,17 @@ from erp2crm.errors import ConfigError
 # never two hyphens in a row (an SQL comment) nor two dots.
 IDENTIFIER = re.compile(r"^(?!.*--)(?!.*\.\.)[A-Za-z_][A-Za-z0-9_ .\-]{0,62}$")
 CONNECTOR_DIR = Path(__file__).parent
-NOT_SOURCES = {"api", "hooks", "http", "mapping", "outbound", "registry", "salesforce", "sql", "transform", "window"}
+
+
+def class_name(connector: str) -> str:
+    """The class a connector module defines for its one snake_case name: tryton_rpc → TrytonRpc."""
+    return "".join(part.capitalize() for part in connector.split("_"))
 
 
 def source_connectors() -> list[str]:
-    """"sql" and every API source module in connectors/ (a module per connector, named as its mappings say)."""
-    return ["sql"] + sorted(p.stem for p in CONNECTOR_DIR.glob("*.py") if not p.stem.startswith("_")
-                            and p.stem not in NOT_SOURCES)
+    """"sql" and every API source in connectors/: a module <name>.py defining class <Name>(ApiSource)."""
+    return ["sql"] + sorted(p.stem for p in CONNECTOR_DIR.glob("*.py")
+                            if f"class {class_name(p.stem)}(ApiSource)" in p.read_text())
 TRANSFORMS = ("strip", "lower", "upper", "boolean", "not", "number")
 
 

@@ -9,17 +9,15 @@ import importlib
 
 from connectors.api import ApiSource
 from connectors.hooks import SqlDatabaseHook
-from connectors.mapping import load_mapping, source_connectors
+from connectors.mapping import class_name, load_mapping, source_connectors
 from connectors.salesforce import SalesforceHook, SalesforceSink
 from connectors.sql import SqlSource
 from erp2crm.config import SourceConfig, TargetConfig
 from erp2crm.errors import ConfigError
 
-TARGET_KINDS = {"salesforce": "Salesforce sObject Collections upsert by external id"}
-
-
-def class_name(connector: str) -> str:
-    return "".join(part.capitalize() for part in connector.split("_"))
+TARGET_KINDS = {"salesforce": "Salesforce sObject Collections upsert by external id",
+                "hubspot": "HubSpot CRM v3 batch upsert by a unique property",
+                "bottlecrm": "BottleCRM (django-crm) REST: find by stored CRM id or customer id, then create or update"}
 
 
 def source_connector_descriptions() -> dict[str, str]:
@@ -45,8 +43,19 @@ def open_source(config: SourceConfig) -> SqlSource | ApiSource:
     return source_class(config.name, mapping, hook_class(config.connection_id).get_client(), mapping_file)
 
 
-def open_sink(config: TargetConfig, sobject: str, external_id_field: str) -> SalesforceSink:
+def open_sink(config: TargetConfig, sobject: str, external_id_field: str):
+    """The target's sink: `upsert(payloads, known_ids=None) -> [PushResult]` in payload order, and `check()`."""
     if config.kind == "salesforce":
         client, version = SalesforceHook(config.connection_id).get_client()
         return SalesforceSink(client, version, sobject, external_id_field, config.batch_size)
+    if config.kind == "hubspot":  # sobject is the CRM v3 object type (companies, contacts)
+        from connectors.hubspot import HubspotHook, HubspotSink
+
+        return HubspotSink(HubspotHook(config.connection_id).get_client(), sobject, external_id_field,
+                           config.batch_size)
+    if config.kind == "bottlecrm":
+        from connectors.bottlecrm import BottlecrmHook, BottlecrmSink
+
+        return BottlecrmSink(BottlecrmHook(config.connection_id).get_client(), sobject, external_id_field,
+                             config.batch_size)
     raise ConfigError(f"target {config.name!r}: kind {config.kind!r} is not registered")  # pragma: no cover

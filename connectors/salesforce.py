@@ -69,7 +69,8 @@ class SalesforceSink:
         daily = limits.get("DailyApiRequests", {}) if isinstance(limits, dict) else {}
         return {"daily_api_requests_max": daily.get("Max"), "daily_api_requests_remaining": daily.get("Remaining")}
 
-    def upsert(self, payloads: list[dict]) -> list[PushResult]:
+    def upsert(self, payloads: list[dict], known_ids: dict[str, str] | None = None) -> list[PushResult]:
+        """Upsert by external id (`known_ids`, the CRM ids of earlier writes, are not needed here)."""
         results = []
         for start in range(0, len(payloads), self.batch_size):
             results += self._upsert_batch(payloads[start:start + self.batch_size])

@@ -46,7 +46,10 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
     created = updated = rejected = 0
     if to_send:
         sink = open_sink(target, mapping.sobject, mapping.external_id_field)
-        results = sink.upsert([payload for _, payload, _ in to_send])
+        # The CRM ids of earlier confirmed writes: a CRM without upsert by external id (BottleCRM) updates by them.
+        known = _confirmed(hub, target)
+        known_ids = {c: i for c, i in zip(known["customer_id"], known["crm_id"]) if isinstance(i, str) and i}
+        results = sink.upsert([payload for _, payload, _ in to_send], known_ids=known_ids)
         confirmed_rows = []
         for (customer_id, payload, digest), result in zip(to_send, results):
             outcome = "created" if result.ok and result.created else "updated" if result.ok else "rejected"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.mapping import NOT_SOURCES, source_connectors
+from connectors.mapping import CONNECTOR_DIR, source_connectors
 from erp2crm.config import SNAKE
 from erp2crm.errors import ConfigError
 from erp2crm.paths import ROOT
@@ -134,7 +134,7 @@ def new_connector(name: str, api: bool, root: Path | None = None) -> list[Path]:
     if not SNAKE.match(name):
         raise ConfigError(f"connector name {name!r} must be snake_case: it names the module, class, mapping, "
                           f"conn_id and tests")
-    if name in NOT_SOURCES or name in source_connectors():
+    if name in source_connectors() or (CONNECTOR_DIR / f"{name}.py").exists():
         raise ConfigError(f"connector name {name!r} is taken")
     root = root or ROOT
     title = " ".join(part.capitalize() for part in name.split("_"))

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 import connectors.mapping as mapping_module
 from connectors.api import ApiSource
-from connectors.mapping import load_mapping
-from connectors.registry import class_name
+from connectors.mapping import class_name, load_mapping
 from erp2crm.cli import main
 from erp2crm.errors import ConfigError
 from erp2crm.paths import ROOT
