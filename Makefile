@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed
 # A real Tryton ERP server for the tests, in its own virtualenv: its dependencies are not ours.
 TRYTON_VENV := .venv-tryton
 TRYTON_STAMP := $(TRYTON_VENV)/.installed
+# A real BottleCRM (a CRM target) for the tests, in its own virtualenv: it needs Python >= 3.12.
+BOTTLECRM_PYTHON ?= $(shell pyenv root 2>/dev/null)/versions/3.12.1/bin/python
+BOTTLECRM_VENV := .venv-bottlecrm
+BOTTLECRM_STAMP := $(BOTTLECRM_VENV)/.installed
 
 .PHONY: demo test bench venv clean
 
@@ -23,10 +27,16 @@ $(TRYTON_STAMP): tests/servers/tryton-requirements.lock
 	$(TRYTON_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/servers/tryton-requirements.lock
 	touch $(TRYTON_STAMP)
 
+$(BOTTLECRM_STAMP): tests/servers/bottlecrm-requirements.lock
+	@test -x $(BOTTLECRM_PYTHON) || { echo "error: Python 3.12 not found at $(BOTTLECRM_PYTHON); run 'pyenv install 3.12.1' or 'make BOTTLECRM_PYTHON=/path/to/python3.12'"; exit 1; }
+	test -x $(BOTTLECRM_VENV)/bin/python || $(BOTTLECRM_PYTHON) -m venv $(BOTTLECRM_VENV)
+	$(BOTTLECRM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/servers/bottlecrm-requirements.lock
+	touch $(BOTTLECRM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/erp2crm demo
 
-test: $(STAMP) $(TRYTON_STAMP)
+test: $(STAMP) $(TRYTON_STAMP) $(BOTTLECRM_STAMP)
 	$(BIN)/python -m pytest
 
 # Every benchmark at its recorded size (~25 min on 2 cores); results in bench/results/, see bench/README.md.
@@ -38,4 +48,4 @@ bench: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python bench/extract_bench.py --api
 
 clean:
-	rm -rf var $(VENV) $(TRYTON_VENV)
+	rm -rf var $(VENV) $(TRYTON_VENV) $(BOTTLECRM_VENV)

@@ -1,0 +1,217 @@
+"""A real BottleCRM (django-crm 1.35.0 from PyPI) for the tests, on the machine's PostgreSQL.
+
+BottleCRM needs Python >= 3.12, so it runs from its own virtualenv (.venv-bottlecrm, built from
+bottlecrm-requirements.lock with pyenv's 3.12.1). Migrating a database takes about two minutes, so the migrated
+database with its integration user, org and admin profile is kept as a PostgreSQL template named after a hash of
+the lock and the setup code; each test session clones it (a second), adds the custom fields our mapping writes
+and a personal access token made for that clone alone, serves it with gunicorn on a free port and drops it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+VENV = ROOT / ".venv-bottlecrm"
+MAPPING = ROOT / "mappings" / "bottlecrm.yaml"
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+LOGIN = "erp2crm-integration@example.com"
+
+# Run once per template: the org and the admin profile the integration acts as (no password: it only ever
+# uses personal access tokens).
+SETUP = f"""
+from common.models import Org, Profile, User
+user = User.objects.create_user(email={LOGIN!r}, password=None)
+org = Org.objects.create(name="erp2crm tests")
+Profile.objects.create(user=user, org=org, role="ADMIN")
+"""
+
+# Run per clone: the custom fields (what an org admin creates once under Settings, like a Salesforce __c field)
+# and a token scoped to what the sink does. Printed on the last line; only its hash is stored.
+CLONE_SETUP = """
+import json
+from common.models import CustomFieldDefinition, PersonalAccessToken, Profile
+profile = Profile.objects.get(user__email={login!r})
+for key, field_type in json.loads({fields!r}).items():
+    CustomFieldDefinition.objects.create(org=profile.org, target_model="Account", key=key, label=key,
+                                         field_type=field_type, is_filterable=True)
+raw, _ = PersonalAccessToken.generate(profile, "erp2crm tests",
+                                      scopes=["accounts:read", "accounts:write", "custom-fields:read"])
+print(raw)
+"""
+
+# Profile fields whose BottleCRM custom field is a number or a checkbox; every other one is text.
+NUMBERS = {"lifetime_revenue", "revenue_12m", "net_value", "clv", "order_count", "open_receivables",
+           "overdue_amount", "churn_risk", "tickets_open", "avg_order_value", "satisfaction"}
+CHECKBOXES = {"is_company", "churn_flag"}
+
+
+class Unavailable(RuntimeError):
+    """The machine cannot run the server (no PostgreSQL, no BottleCRM virtualenv)."""
+
+
+@dataclass
+class BottleCrmServer:
+    url: str
+    token: str  # a personal access token of the integration's admin profile, made for this clone alone
+    database: str
+    process: subprocess.Popen
+    folder: Path  # scratch directory: gunicorn's CWD, where BottleCRM writes its logs
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        """A raw API call (tests use it to read records back)."""
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, f"{self.url}/api/{path.lstrip('/')}",
+                                headers={"Authorization": f"Bearer {token or self.token}"}, **kwargs)
+
+
+def custom_fields() -> dict[str, str]:
+    """Custom field key → BottleCRM field type, for every `custom_fields.<key>` the outbound mapping writes."""
+    mapping = yaml.safe_load(MAPPING.read_text())
+    out = {}
+    for crm_field, profile_field in [(mapping["external_id_field"], None), *mapping["fields"].items()]:
+        if crm_field.startswith("custom_fields."):
+            kind = "number" if profile_field in NUMBERS else "checkbox" if profile_field in CHECKBOXES else "text"
+            out[crm_field.split(".", 1)[1]] = kind
+    return out
+
+
+def _admin_engine():
+    return create_engine(PG, isolation_level="AUTOCOMMIT")
+
+
+def _exists(conn, name: str) -> bool:
+    return bool(conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar())
+
+
+def _env(database: str) -> dict:
+    # A fresh SECRET_KEY each time: it signs sessions and JWTs, which the tests never use (tokens are hashed).
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings", "ENV_TYPE": "dev", "DEBUG": "False",
+            "SECRET_KEY": secrets.token_urlsafe(48), "DBNAME": database, "DBUSER": "postgres", "DBPASSWORD": "",
+            "DBHOST": "127.0.0.1", "DBPORT": "5432", "CELERY_BROKER_URL": "memory://",
+            "CELERY_RESULT_BACKEND": "cache+memory://", "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '')}"}
+
+
+def _run(args: list[str], database: str, folder: Path, what: str, timeout: int = 900) -> str:
+    done = subprocess.run([str(VENV / "bin/django-admin"), *args], env=_env(database), cwd=folder,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def template_name() -> str:
+    digest = hashlib.sha256((HERE / "bottlecrm-requirements.lock").read_bytes() + SETUP.encode())
+    return f"erp2crm_bottlecrm_tpl_{digest.hexdigest()[:12]}"
+
+
+def _build_template(name: str, folder: Path) -> None:
+    """Migrate and set up a database, then publish it under `name` by renaming it (atomic)."""
+    building = f"{name}_building_{uuid.uuid4().hex[:6]}"
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{building}"'))
+    try:
+        _run(["migrate", "--no-input"], building, folder, "django-admin migrate")
+        _run(["shell", "--no-imports", "-c", SETUP], building, folder, "BottleCRM setup")
+        with _admin_engine().connect() as conn:
+            if not _exists(conn, name):
+                conn.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
+    finally:
+        with _admin_engine().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start() -> BottleCrmServer:
+    if not (VENV / "bin/gunicorn").exists():
+        raise Unavailable(f"{VENV} is missing: build it with pyenv's Python 3.12 from "
+                          f"tests/servers/bottlecrm-requirements.lock (`make test` does)")
+    try:
+        with _admin_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        raise Unavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable ({type(e).__name__}); see systems.md "
+                          f"for how to start it") from None
+    folder = Path(tempfile.mkdtemp(prefix="erp2crm-bottlecrm-"))
+    template = template_name()
+    with _admin_engine().connect() as conn:
+        exists = _exists(conn, template)
+    if not exists:
+        _build_template(template, folder)
+    database = f"erp2crm_bottlecrm_{uuid.uuid4().hex[:8]}"
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
+    port = _free_port()
+    # Until gunicorn runs, a failure drops the clone here; from then on, stop() does.
+    try:
+        out = _run(["shell", "--no-imports", "-c", CLONE_SETUP.format(login=LOGIN, fields=json.dumps(custom_fields()))],
+                   database, folder, "BottleCRM clone setup")
+        token = out.strip().splitlines()[-1]
+        with open(folder / "gunicorn.log", "wb") as log:  # the child keeps its own copy of the descriptor
+            process = subprocess.Popen([str(VENV / "bin/gunicorn"), "crm.wsgi:application", "-b",
+                                        f"127.0.0.1:{port}", "-w", "2", "--timeout", "60"], env=_env(database),
+                                       cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    except BaseException:
+        _drop(database)
+        raise
+    server = BottleCrmServer(f"http://127.0.0.1:{port}", token, database, process, folder)
+    try:
+        _wait_until_serving(server)
+    except BaseException:
+        stop(server, keep_logs=True)
+        raise
+    return server
+
+
+def _wait_until_serving(server: BottleCrmServer, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if server.api("GET", "custom-fields/", timeout=15).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still loading Django
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            log = server.folder / "gunicorn.log"
+            raise RuntimeError(f"gunicorn did not start: see {log}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
+
+
+def _drop(database: str) -> None:
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+def stop(server: BottleCrmServer, keep_logs: bool = False) -> None:
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+    _drop(server.database)
+    if not keep_logs:
+        shutil.rmtree(server.folder, ignore_errors=True)
