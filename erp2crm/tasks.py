@@ -5,6 +5,7 @@ error propagates and is retried with the DAG's backoff.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Callable
 
 from airflow.sdk import get_current_context
@@ -31,10 +32,12 @@ def window() -> dict:
 
     ctx = get_current_context()
     params = ctx["params"]
-    now = ctx["data_interval_end"]
+    # Airflow 3 gives a run triggered without a logical date (the default in the UI, CLI and REST API) no data
+    # interval: its window ends when it was asked for and spans the schedule's one day.
+    now = ctx.get("data_interval_end") or ctx["dag_run"].run_after
     common = {"run_id": ctx["run_id"], "dag_id": ctx["dag"].dag_id, "as_of": params.get("as_of") or now.isoformat()}
     if params.get("start") is None:
-        return {**common, "window_start": ctx["data_interval_start"], "window_end": now,
+        return {**common, "window_start": ctx.get("data_interval_start") or now - timedelta(days=1), "window_end": now,
                 "full_refresh": bool(params.get("full_refresh")), "backfill": False, "sources": None}
     start, end = (pd.Timestamp(params[k]).tz_localize("UTC") for k in ("start", "end"))
     if end <= start:
