@@ -225,20 +225,23 @@ def _wait(what: str, ready, dep: Deployment, timeout: float, interval: float = 0
         time.sleep(interval)
 
 
-def _celery_app(dep: Deployment):
-    from celery import Celery
-
-    return Celery("erp2crm-probe", broker=dep.env["AIRFLOW__CELERY__BROKER_URL"],
-                  broker_transport_options={"global_keyprefix": dep.key_prefix})
+_PING = """
+import json, sys
+from celery import Celery
+app = Celery("erp2crm-probe", broker=sys.argv[1], broker_transport_options={"global_keyprefix": sys.argv[2]})
+print(json.dumps(sorted(name for answer in app.control.ping(timeout=1.0) or [] for name in answer)))
+"""
 
 
 def workers_ready(dep: Deployment) -> set[str]:
-    """The Celery workers of this deployment answering a ping (their Celery hostnames)."""
-    app = _celery_app(dep)
-    try:
-        return {name for answer in app.control.ping(timeout=1.0) or [] for name in answer}
-    finally:
-        app.close()
+    """The Celery workers of this deployment answering a ping (their Celery hostnames). Asked from a child
+    process: a Celery app in the test process would leave kombu's after-fork hooks behind, and a later
+    multiprocessing fork in the same process (parallel normalisation) would block in them on a Redis socket."""
+    done = subprocess.run([sys.executable, "-c", _PING, dep.env["AIRFLOW__CELERY__BROKER_URL"], dep.key_prefix],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return set()
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def start(n_customers: int = 60, seed: int = 5, startup_timeout: float = 240) -> Deployment:
