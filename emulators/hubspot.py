@@ -89,7 +89,7 @@ class HubspotEmulator:
                  max_per_second_window: int = 100, daily_limit: int = 250_000, host: str = "127.0.0.1",
                  unique_properties: dict[str, list[str]] | None = None,
                  properties: dict[str, set[str]] | None = None, shuffle_results: bool = False,
-                 clock=time.monotonic):
+                 clock=time.monotonic, fault_rate: float = 0.0, seed: int = 0):
         self.token, self.port, self.host = token, port, host
         self.state_file = Path(state_file) if state_file else None
         self.window_max, self.daily_limit = max_per_second_window, daily_limit
@@ -106,6 +106,9 @@ class HubspotEmulator:
         self._faults: deque[tuple] = deque()
         self._rejected: dict[str, set[str]] = {}  # property -> values answered as invalid
         self._random = random.Random(0)
+        # Emulator choice: this share of requests answers a 502, or a 429 without Retry-After, at random (seeded)
+        # and before doing anything, so that clients' retries can be tried against a flaky portal.
+        self.fault_rate, self._fault_random = fault_rate, random.Random(seed)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         if self.state_file and self.state_file.exists():
@@ -210,6 +213,9 @@ class HubspotEmulator:
                 self._window.popleft()
             if self._usage_day != _today():
                 self._usage_day, self._requests_today = _today(), 0
+            if self.fault_rate and self._fault_random.random() < self.fault_rate:
+                status = self._fault_random.choice((502, 429))
+                return self._fault(status, None, None)
             fault = self._faults.popleft() if self._faults else None
             if fault and not fault[3]:  # emulator choice: an injected fault is not counted against the limits
                 return self._fault(*fault[:3])
@@ -404,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emulators.hubspot", description="Local HubSpot CRM v3 emulator.")
+    p = argparse.ArgumentParser(prog="erp2crm emulator hubspot", description="Local HubSpot CRM v3 emulator.")
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--state-file", type=Path, help="JSON file the records are kept in across runs")
@@ -412,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "demo-token; prefer the variable, a flag shows in the process list)")
     p.add_argument("--window-max", type=int, default=100, help="requests per rolling 10 s (default 100)")
     p.add_argument("--daily-limit", type=int, default=250_000, help="requests per day (default 250000)")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 502 or 429 at random (0-1)")
     args = p.parse_args(argv)
     token = args.token or os.environ.get("HUBSPOT_EMULATOR_TOKEN") or "demo-token"
     stop = threading.Event()
@@ -419,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         emulator = HubspotEmulator(token, args.port, args.state_file, args.window_max, args.daily_limit,
-                                   args.host).start()
+                                   args.host, fault_rate=args.fault_rate).start()
     except (OSError, ValueError) as e:
         print(f"hubspot emulator: cannot start: {e}", file=sys.stderr)
         return 1

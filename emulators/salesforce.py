@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import signal
 import sys
@@ -90,9 +91,12 @@ def _ext_value(value) -> str | None:
 
 class SalesforceEmulator:
     def __init__(self, state_file: Path | None = None, token: str = "demo-token", port: int = 0,
-                 daily_limit: int = 15000, host: str = "127.0.0.1"):
+                 daily_limit: int = 15000, host: str = "127.0.0.1", fault_rate: float = 0.0, seed: int = 0):
         self.state_file = Path(state_file) if state_file else None
         self.token, self.port, self.daily_limit, self.host = token, port, daily_limit, host
+        # Emulator choice: this share of API requests answers 503 SERVER_UNAVAILABLE before doing anything, at
+        # random (seeded), so that clients' retries can be tried against a flaky org.
+        self.fault_rate, self._random = fault_rate, random.Random(seed)
         # Per process, not persisted. "requests" counts every /services/ request this emulator answered (401s too);
         # "records_rejected" counts records answered success=false inside a 200.
         self.stats = {"requests": 0, "records_created": 0, "records_updated": 0, "records_rejected": 0}
@@ -188,6 +192,9 @@ class SalesforceEmulator:
             self.stats["requests"] += 1
             if self._usage_day != _today():
                 self._usage_day, self._requests_today = _today(), 0
+            if self.fault_rate and self._random.random() < self.fault_rate:
+                self.stats["faults"] = self.stats.get("faults", 0) + 1
+                return 503, _fault("SERVER_UNAVAILABLE", "Server temporarily unavailable (emulated fault)"), {}
             if authorization != f"Bearer {self.token}":
                 status, payload = 401, _fault("INVALID_SESSION_ID", "Session expired or invalid")
             elif self._requests_today >= self.daily_limit:
@@ -351,20 +358,22 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emulators.salesforce", description="Local Salesforce REST emulator.")
+    p = argparse.ArgumentParser(prog="erp2crm emulator salesforce", description="Local Salesforce REST emulator.")
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--state-file", type=Path, help="JSON file the records are kept in across runs")
     p.add_argument("--token", help="bearer token clients must send (default: $SALESFORCE_EMULATOR_TOKEN, "
                                    "else demo-token; prefer the variable, a flag shows in the process list)")
     p.add_argument("--daily-limit", type=int, default=15000, help="daily API request quota (default 15000)")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 503 at random (0-1)")
     args = p.parse_args(argv)
     token = args.token or os.environ.get("SALESFORCE_EMULATOR_TOKEN") or "demo-token"
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        emulator = SalesforceEmulator(args.state_file, token, args.port, args.daily_limit, args.host).start()
+        emulator = SalesforceEmulator(args.state_file, token, args.port, args.daily_limit, args.host,
+                                      args.fault_rate).start()
     except (OSError, ValueError) as e:
         print(f"salesforce emulator: cannot start: {e}", file=sys.stderr)
         return 1

@@ -307,6 +307,22 @@ def lineage_command(source_system: str, source_id: str, entity: str, hub_url: st
         sys.exit(1)  # nothing known about this row
 
 
+@main.command("emulator", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("kind", type=click.Choice(["salesforce", "hubspot"]))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def emulator_command(kind: str, args: tuple[str, ...]) -> None:
+    """Start a local CRM emulator: erp2crm emulator salesforce|hubspot --port N [--fault-rate F] [--state-file F]
+    (--help after the kind lists its options). The token comes from $SALESFORCE_EMULATOR_TOKEN or
+    $HUBSPOT_EMULATOR_TOKEN. Try mappings without touching a production CRM."""
+    import importlib
+
+    module = importlib.import_module(f"emulators.{kind}")
+    try:
+        sys.exit(module.main(list(args)))
+    except SystemExit as e:  # argparse's --help and usage errors
+        sys.exit(e.code)
+
+
 @main.group()
 def connector() -> None:
     """One source connector."""
