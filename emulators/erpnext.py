@@ -37,15 +37,16 @@ import hmac
 import json
 import os
 import re
-import signal
 import sqlite3
 import sys
 import threading
 from contextlib import closing
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from emulators._server import LocalServer, serve_until_signalled
 
 DEFAULT_PAGE_LENGTH = 20
 DEFAULT_ORDER = "modified desc"
@@ -126,7 +127,8 @@ def load_meta(db_path: Path) -> dict[str, dict[str, str]]:
     return meta
 
 
-class ErpnextEmulator:
+class ErpnextEmulator(LocalServer):
+    thread_name = "erpnext-emulator"
     def __init__(self, db_path, api_key: str, api_secret: str, port: int = 0, host: str = "127.0.0.1",
                  max_page_length: int = 500):
         self.db_path = Path(db_path)
@@ -136,42 +138,12 @@ class ErpnextEmulator:
         self.meta: dict[str, dict[str, str]] = {}
         self._fault: tuple[int, int | None] | None = None
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return f"http://{'127.0.0.1' if self.host in ('', '0.0.0.0') else self.host}:{self.port}"
-
-    def start(self) -> "ErpnextEmulator":
-        if self._server is None:
-            if not self.db_path.is_file():
-                raise FileNotFoundError(f"no ERPNext database at {self.db_path}")
-            self.meta = load_meta(self.db_path)
-            self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-            self._server.daemon_threads = True
-            self._server.emulator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="erpnext-emulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "ErpnextEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    # -- lifecycle (the rest: emulators._server.LocalServer) ----------------------------------------
+    def _before_start(self) -> None:
+        if not self.db_path.is_file():
+            raise FileNotFoundError(f"no ERPNext database at {self.db_path}")
+        self.meta = load_meta(self.db_path)
 
     def fail_with(self, status: int | None, retry_after: int | None = None) -> None:
         """Answer every following request with `status` (and a Retry-After header), until called with None."""
@@ -364,6 +336,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _dispatch
 
 
+ErpnextEmulator.request_handler = _Handler  # set here: the handler is defined below the emulator
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emulators.erpnext", description="Local ERPNext REST emulator.")
     p.add_argument("--db", type=Path, required=True, help="SQLite database in the demo's ERPNext schema (erpnext.db)")
@@ -376,21 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     key = args.api_key or os.environ.get("ERPNEXT_EMULATOR_API_KEY") or "demo-key"
     secret = args.api_secret or os.environ.get("ERPNEXT_EMULATOR_API_SECRET") or "demo-secret"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        emulator = ErpnextEmulator(args.db, key, secret, args.port, args.host, args.max_page_length).start()
-    except (OSError, sqlite3.Error) as e:
-        print(f"erpnext emulator: cannot start: {e}", file=sys.stderr)
-        return 1
-    print(f"erpnext emulator listening on {emulator.url}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-    return 0
+    def make() -> ErpnextEmulator:
+        return ErpnextEmulator(args.db, key, secret, args.port, args.host, args.max_page_length)
+
+    return serve_until_signalled(make, "erpnext", (OSError, sqlite3.Error))
 
 
 if __name__ == "__main__":

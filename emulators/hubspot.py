@@ -29,7 +29,6 @@ import json
 import os
 import random
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -37,9 +36,11 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from emulators._server import LocalServer, serve_until_signalled
 
 MAX_INPUTS = 100
 WINDOW_MS = 10_000
@@ -84,7 +85,8 @@ def _invalid(name: str, message: str, error: str) -> dict:
     return {"isValid": False, "message": message, "error": error, "name": name}
 
 
-class HubspotEmulator:
+class HubspotEmulator(LocalServer):
+    thread_name = "hubspot-emulator"
     def __init__(self, token: str = "demo-token", port: int = 0, state_file: Path | None = None,
                  max_per_second_window: int = 100, daily_limit: int = 250_000, host: str = "127.0.0.1",
                  unique_properties: dict[str, list[str]] | None = None,
@@ -109,41 +111,10 @@ class HubspotEmulator:
         # Emulator choice: this share of requests answers a 502, or a 429 without Retry-After, at random (seeded)
         # and before doing anything, so that clients' retries can be tried against a flaky portal.
         self.fault_rate, self._fault_random = fault_rate, random.Random(seed)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         if self.state_file and self.state_file.exists():
             self._load()
 
-    # -- lifecycle and test helpers -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return f"http://{'127.0.0.1' if self.host in ('', '0.0.0.0') else self.host}:{self.port}"
-
-    def start(self) -> "HubspotEmulator":
-        if self._server is None:
-            self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-            self._server.daemon_threads = True
-            self._server.emulator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="hubspot-emulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "HubspotEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    # -- test helpers (lifecycle: emulators._server.LocalServer) ----------------------------------------------
 
     def records(self, object_type: str) -> list[dict]:
         if object_type not in self._records:
@@ -409,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = _dispatch
 
 
+HubspotEmulator.request_handler = _Handler  # set here: the handler is defined below the emulator
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="erp2crm emulator hubspot", description="Local HubSpot CRM v3 emulator.")
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
@@ -418,25 +392,15 @@ def main(argv: list[str] | None = None) -> int:
                                    "demo-token; prefer the variable, a flag shows in the process list)")
     p.add_argument("--window-max", type=int, default=100, help="requests per rolling 10 s (default 100)")
     p.add_argument("--daily-limit", type=int, default=250_000, help="requests per day (default 250000)")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 502 or 429 at random (0-1)")
+    p.add_argument("--fault-rate", type=float, default=0.0,
+                   help="share of requests answered 502 or 429 at random (0-1)")
     args = p.parse_args(argv)
     token = args.token or os.environ.get("HUBSPOT_EMULATOR_TOKEN") or "demo-token"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        emulator = HubspotEmulator(token, args.port, args.state_file, args.window_max, args.daily_limit,
-                                   args.host, fault_rate=args.fault_rate).start()
-    except (OSError, ValueError) as e:
-        print(f"hubspot emulator: cannot start: {e}", file=sys.stderr)
-        return 1
-    print(f"hubspot emulator listening on {emulator.url}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-    return 0
+    def make() -> HubspotEmulator:
+        return HubspotEmulator(token, args.port, args.state_file, args.window_max, args.daily_limit, args.host,
+                               fault_rate=args.fault_rate)
+
+    return serve_until_signalled(make, "hubspot", (OSError, ValueError))
 
 
 if __name__ == "__main__":

@@ -34,16 +34,17 @@ import argparse
 import json
 import os
 import re
-import signal
 import sqlite3
 import sys
 import threading
 import traceback
 from contextlib import closing
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from emulators._server import LocalServer, serve_until_signalled
 
 UID = 2
 MODEL = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -63,7 +64,8 @@ def _access_denied() -> OdooError:
     return OdooError("odoo.exceptions.AccessDenied", "Access Denied")
 
 
-class OdooEmulator:
+class OdooEmulator(LocalServer):
+    thread_name = "odoo-emulator"
     def __init__(self, db_path, database: str, login: str, password: str, port: int = 0, host: str = "127.0.0.1"):
         self.db_path, self.database, self.login, self.password = Path(db_path), database, login, password
         self.port, self.host = port, host
@@ -71,41 +73,11 @@ class OdooEmulator:
         self._failure: tuple[int, int | None] | None = None
         self._fields: dict[str, dict[str, dict]] = {}  # model → field → {"type", "relation"?}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return f"http://{'127.0.0.1' if self.host in ('', '0.0.0.0') else self.host}:{self.port}"
-
-    def start(self) -> "OdooEmulator":
-        if self._server is None:
-            if not self.db_path.exists():
-                raise FileNotFoundError(f"{self.db_path}: no such database file")
-            self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-            self._server.daemon_threads = True
-            self._server.emulator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="odoo-emulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "OdooEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    # -- lifecycle (the rest: emulators._server.LocalServer) ----------------------------------------
+    def _before_start(self) -> None:
+        if not self.db_path.exists():
+            raise FileNotFoundError(f"{self.db_path}: no such database file")
 
     def fail_with(self, status: int | None, retry_after: int | None = None) -> None:
         """Answer every following request with HTTP `status` (and Retry-After), until called with None."""
@@ -424,6 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = _dispatch
 
 
+OdooEmulator.request_handler = _Handler  # set here: the handler is defined below the emulator
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emulators.odoo", description="Local Odoo 17 JSON-RPC emulator.")
     p.add_argument("--db", type=Path, required=True, help="SQLite file in the demo's Odoo schema (odoo.db)")
@@ -435,21 +410,10 @@ def main(argv: list[str] | None = None) -> int:
                                       "else admin; prefer the variable, a flag shows in the process list)")
     args = p.parse_args(argv)
     password = args.password or os.environ.get("ODOO_EMULATOR_PASSWORD") or "admin"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        emulator = OdooEmulator(args.db, args.database, args.login, password, args.port, args.host).start()
-    except OSError as e:
-        print(f"odoo emulator: cannot start: {e}", file=sys.stderr)
-        return 1
-    print(f"odoo emulator listening on {emulator.url} (database {args.database!r})", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-    return 0
+    def make() -> OdooEmulator:
+        return OdooEmulator(args.db, args.database, args.login, password, args.port, args.host)
+
+    return serve_until_signalled(make, "odoo", (OSError,), f" (database {args.database!r})")
 
 
 if __name__ == "__main__":

@@ -22,15 +22,16 @@ import json
 import os
 import random
 import re
-import signal
 import sys
 import tempfile
 import threading
 from collections import Counter
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from emulators._server import LocalServer, serve_until_signalled
 
 MAX_RECORDS = 200
 ID_PREFIX = {"Account": "001", "Contact": "003"}
@@ -89,7 +90,8 @@ def _ext_value(value) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(LocalServer):
+    thread_name = "salesforce-emulator"
     def __init__(self, state_file: Path | None = None, token: str = "demo-token", port: int = 0,
                  daily_limit: int = 15000, host: str = "127.0.0.1", fault_rate: float = 0.0, seed: int = 0):
         self.state_file = Path(state_file) if state_file else None
@@ -103,41 +105,8 @@ class SalesforceEmulator:
         self._lock = threading.RLock()
         self._records: dict[str, dict[str, dict]] = {t: {} for t in ID_PREFIX}  # sObject -> Id -> record
         self._id_counter, self._requests_today, self._usage_day = 0, 0, _today()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         if self.state_file and self.state_file.exists():
             self._load()
-
-    # -- lifecycle -------------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return f"http://{'127.0.0.1' if self.host in ('', '0.0.0.0') else self.host}:{self.port}"
-
-    def start(self) -> "SalesforceEmulator":
-        if self._server is None:
-            self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-            self._server.daemon_threads = True
-            self._server.emulator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="salesforce-emulator", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "SalesforceEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def records(self, sobject: str) -> list[dict]:
         if sobject not in self._records:
@@ -357,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = _dispatch
 
 
+SalesforceEmulator.request_handler = _Handler  # set here: the handler is defined below the emulator
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="erp2crm emulator salesforce", description="Local Salesforce REST emulator.")
     p.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
@@ -368,22 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 503 at random (0-1)")
     args = p.parse_args(argv)
     token = args.token or os.environ.get("SALESFORCE_EMULATOR_TOKEN") or "demo-token"
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        emulator = SalesforceEmulator(args.state_file, token, args.port, args.daily_limit, args.host,
-                                      args.fault_rate).start()
-    except (OSError, ValueError) as e:
-        print(f"salesforce emulator: cannot start: {e}", file=sys.stderr)
-        return 1
-    print(f"salesforce emulator listening on {emulator.url}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-    return 0
+    def make() -> SalesforceEmulator:
+        return SalesforceEmulator(args.state_file, token, args.port, args.daily_limit, args.host, args.fault_rate)
+
+    return serve_until_signalled(make, "salesforce", (OSError, ValueError))
 
 
 if __name__ == "__main__":
