@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from servers import pg_template
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -52,12 +53,6 @@ def _pg_admin(sql: str) -> None:
     with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5,
                          autocommit=True) as conn:
         conn.execute(sql)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_available() -> None:
@@ -268,7 +263,7 @@ def start(n_customers: int = 60, seed: int = 5, startup_timeout: float = 240) ->
     conns = connections(folder / "var", erp, crm.url, token)
     conns["erp2crm_hub"] = {"conn_type": "postgres", "host": PG_HOST, "port": PG_PORT, "login": PG_USER,
                             "schema": hub_db}
-    api_port = _free_port()
+    api_port = pg_template.free_port()
     key_prefix, queue = f"erp2crm-{suffix}:", f"erp2crm-{suffix}"
     env = _environment(folder, meta_db, conns, api_port, key_prefix, queue, suffix)
     dep = Deployment(folder=folder, erp=erp, crm=crm, crm_token=token, meta_db=meta_db, hub_db=hub_db,

@@ -13,25 +13,21 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
+
+from servers import pg_template
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 VENV = ROOT / ".venv-bottlecrm"
 MAPPING = ROOT / "mappings" / "bottlecrm.yaml"
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LOGIN = "erp2crm-integration@example.com"
 
 # Run once per template: the org and the admin profile the integration acts as (no password: it only ever
@@ -93,14 +89,6 @@ def custom_fields() -> dict[str, str]:
     return out
 
 
-def _admin_engine():
-    return create_engine(PG, isolation_level="AUTOCOMMIT")
-
-
-def _exists(conn, name: str) -> bool:
-    return bool(conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar())
-
-
 def _env(database: str) -> dict:
     # A fresh SECRET_KEY each time: it signs sessions and JWTs, which the tests never use (tokens are hashed).
     return {**os.environ, "DJANGO_SETTINGS_MODULE": "crm.settings", "ENV_TYPE": "dev", "DEBUG": "False",
@@ -122,48 +110,21 @@ def template_name() -> str:
     return f"erp2crm_bottlecrm_tpl_{digest.hexdigest()[:12]}"
 
 
-def _build_template(name: str, folder: Path) -> None:
-    """Migrate and set up a database, then publish it under `name` by renaming it (atomic)."""
-    building = f"{name}_building_{uuid.uuid4().hex[:6]}"
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{building}"'))
-    try:
-        _run(["migrate", "--no-input"], building, folder, "django-admin migrate")
-        _run(["shell", "--no-imports", "-c", SETUP], building, folder, "BottleCRM setup")
-        with _admin_engine().connect() as conn:
-            if not _exists(conn, name):
-                conn.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
-    finally:
-        with _admin_engine().connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _initialise(database: str, folder: Path) -> None:
+    """Migrate an empty database and set up the integration user, org and admin profile (what the template holds)."""
+    _run(["migrate", "--no-input"], database, folder, "django-admin migrate")
+    _run(["shell", "--no-imports", "-c", SETUP], database, folder, "BottleCRM setup")
 
 
 def start() -> BottleCrmServer:
     if not (VENV / "bin/gunicorn").exists():
         raise Unavailable(f"{VENV} is missing: build it with pyenv's Python 3.12 from "
                           f"tests/servers/bottlecrm-requirements.lock (`make test` does)")
-    try:
-        with _admin_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError as e:
-        raise Unavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable ({type(e).__name__}); see systems.md "
-                          f"for how to start it") from None
+    if reason := pg_template.unreachable():
+        raise Unavailable(reason)
     folder = Path(tempfile.mkdtemp(prefix="erp2crm-bottlecrm-"))
-    template = template_name()
-    with _admin_engine().connect() as conn:
-        exists = _exists(conn, template)
-    if not exists:
-        _build_template(template, folder)
-    database = f"erp2crm_bottlecrm_{uuid.uuid4().hex[:8]}"
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
-    port = _free_port()
+    database = pg_template.clone(template_name(), lambda scratch: _initialise(scratch, folder), "erp2crm_bottlecrm")
+    port = pg_template.free_port()
     # Until gunicorn runs, a failure drops the clone here; from then on, stop() does.
     try:
         out = _run(["shell", "--no-imports", "-c", CLONE_SETUP.format(login=LOGIN, fields=json.dumps(custom_fields()))],
@@ -174,7 +135,7 @@ def start() -> BottleCrmServer:
                                         f"127.0.0.1:{port}", "-w", "2", "--timeout", "60"], env=_env(database),
                                        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     except BaseException:
-        _drop(database)
+        pg_template.drop(database)
         raise
     server = BottleCrmServer(f"http://127.0.0.1:{port}", token, database, process, folder)
     try:
@@ -199,19 +160,8 @@ def _wait_until_serving(server: BottleCrmServer, seconds: float = 90) -> None:
         time.sleep(0.3)
 
 
-def _drop(database: str) -> None:
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-
-
 def stop(server: BottleCrmServer, keep_logs: bool = False) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
-    _drop(server.database)
+    pg_template.stop_process_group(server.process)
+    pg_template.drop(server.database)
     if not keep_logs:
         shutil.rmtree(server.folder, ignore_errors=True)

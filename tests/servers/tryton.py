@@ -10,22 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 from sqlalchemy import create_engine, text
 
+from servers import pg_template
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 VENV = ROOT / ".venv-tryton"
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # The admin of a throwaway local test database, created from scratch by these tests: not a secret.
 ADMIN_PASSWORD = "erp2crm-tryton-test-admin"
 MODULES = ["sale", "account_invoice", "sale_complaint"]
@@ -46,7 +44,7 @@ class TrytonServer:
 
     @property
     def sql_url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.database}"
+        return pg_template.url(self.database)
 
     def rpc(self, method: str, params: list):
         """A raw JSON-RPC call as admin (tests use it to change records in the ERP)."""
@@ -60,14 +58,6 @@ class TrytonServer:
         if body.get("error"):
             raise RuntimeError(f"{method}: {body['error']}")
         return body["result"]
-
-
-def _admin_engine():
-    return create_engine(PG, isolation_level="AUTOCOMMIT")
-
-
-def _exists(conn, name: str) -> bool:
-    return bool(conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar())
 
 
 def _config(folder: Path, port: int) -> Path:
@@ -90,31 +80,21 @@ def template_name() -> str:
     return f"erp2crm_tryton_tpl_{digest.hexdigest()[:12]}"
 
 
-def _build_template(name: str, folder: Path) -> None:
-    """Create, initialise and seed a database, then publish it under `name` by renaming it (atomic)."""
-    building = f"{name}_building_{uuid.uuid4().hex[:6]}"
+def _initialise(database: str, folder: Path) -> None:
+    """Create Tryton's tables in an empty database and seed it (what the template holds)."""
     config = _config(folder, 0)
     password_file = folder / "admin-password"
     password_file.write_text(ADMIN_PASSWORD)
     env = {**os.environ, "TRYTONPASSFILE": str(password_file)}
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{building}"'))
-    try:
-        _run([str(VENV / "bin/trytond-admin"), "-c", str(config), "-d", building, "--all", "-u", *MODULES,
-              "--activate-dependencies", "--email", "admin@example.com"], env, "trytond-admin")
-        _run([str(VENV / "bin/python"), str(HERE / "tryton_seed.py"), str(config), building], env, "seeding")
-        with _admin_engine().connect() as conn:
-            if not _exists(conn, name):
-                conn.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
-    finally:
-        with _admin_engine().connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
+    _run([str(VENV / "bin/trytond-admin"), "-c", str(config), "-d", database, "--all", "-u", *MODULES,
+          "--activate-dependencies", "--email", "admin@example.com"], env, "trytond-admin")
+    _run([str(VENV / "bin/python"), str(HERE / "tryton_seed.py"), str(config), database], env, "seeding")
 
 
 def _age(database: str, days: int = 30) -> None:
     """Move every create/write date of the clone `days` back, so that the seeded data is history to the
     tests: a record they change is then the only one inside a short extraction window."""
-    engine = create_engine(PG.rsplit("/", 1)[0] + f"/{database}")
+    engine = create_engine(pg_template.url(database))
     with engine.begin() as conn:
         tables = conn.execute(text(
             "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
@@ -129,7 +109,7 @@ def _age(database: str, days: int = 30) -> None:
 def _rest_key(database: str) -> str:
     """A validated REST application key for the admin user (what Tryton's user preferences would create)."""
     key = secrets.token_hex(32)
-    engine = create_engine(PG.rsplit("/", 1)[0] + f"/{database}")
+    engine = create_engine(pg_template.url(database))
     with engine.begin() as conn:
         conn.execute(text(
             'INSERT INTO res_user_application (key, "user", application, state, create_uid, create_date) '
@@ -139,33 +119,16 @@ def _rest_key(database: str) -> str:
     return key
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start() -> TrytonServer:
     if not (VENV / "bin/trytond").exists():
         raise Unavailable(f"{VENV} is missing: `make test` builds it from tests/servers/tryton-requirements.lock")
-    try:
-        with _admin_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as e:
-        raise Unavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable ({type(e).__name__}); see systems.md "
-                          f"for how to start it") from None
+    if reason := pg_template.unreachable():
+        raise Unavailable(reason)
     folder = Path(tempfile.mkdtemp(prefix="erp2crm-tryton-"))
-    template = template_name()
-    with _admin_engine().connect() as conn:
-        exists = _exists(conn, template)
-    if not exists:
-        _build_template(template, folder)
-    database = f"erp2crm_tryton_{uuid.uuid4().hex[:8]}"
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"'))
+    database = pg_template.clone(template_name(), lambda scratch: _initialise(scratch, folder), "erp2crm_tryton")
     _age(database)
     rest_key = _rest_key(database)
-    port = _free_port()
+    port = pg_template.free_port()
     config = _config(folder, port)
     log = open(folder / "trytond.log", "wb")
     process = subprocess.Popen([str(VENV / "bin/trytond"), "-c", str(config), "-d", database], stdout=log,
@@ -188,11 +151,5 @@ def start() -> TrytonServer:
 
 
 def stop(server: TrytonServer) -> None:
-    if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-    with _admin_engine().connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{server.database}" WITH (FORCE)'))
+    pg_template.stop_process_group(server.process)
+    pg_template.drop(server.database)
