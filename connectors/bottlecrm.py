@@ -21,7 +21,7 @@ from collections import defaultdict
 import requests
 from airflow.sdk import BaseHook
 
-from connectors.hooks import get_connection
+from connectors.hooks import base_url, get_connection
 from connectors.http import HttpClient, default_classify
 from connectors.salesforce import PushResult
 from erp2crm.errors import ConfigError, TransientError
@@ -56,10 +56,7 @@ class BottlecrmHook(BaseHook):
         if not conn.host or not (conn.password or "").startswith("bcrm_pat_"):
             raise ConfigError(f"connection {self.conn_id!r}: needs host (BottleCRM's URL) and password (a personal "
                               f"access token, bcrm_pat_…)")
-        base = conn.host if "://" in conn.host else f"https://{conn.host}"
-        if conn.port:
-            base = f"{base}:{conn.port}"
-        return HttpClient(base, headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
+        return HttpClient(base_url(conn), headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
                           classify=classify)
 
 

@@ -24,6 +24,15 @@ def get_connection(conn_id: str):
                           f"AIRFLOW_CONN_{conn_id.upper()}) before running ({type(e).__name__})") from None
 
 
+def base_url(conn, default_scheme: str = "https", host: str | None = None) -> str:
+    """An API connection's base URL: its host (or `host`) as written when it has a scheme, else the extra's
+    `scheme` (default `default_scheme`) and the host; then the connection's port, if it has one."""
+    host = host or conn.host
+    scheme = (conn.extra_dejson or {}).get("scheme", default_scheme)
+    base = host if "://" in host else f"{scheme}://{host}"
+    return f"{base}:{conn.port}" if conn.port else base
+
+
 def sqlalchemy_url(conn, must_exist: bool = True) -> URL:
     conn_type = (conn.conn_type or "").lower()
     if conn_type == "sqlite":

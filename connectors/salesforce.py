@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import requests
 from airflow.sdk import BaseHook
 
-from connectors.hooks import get_connection
+from connectors.hooks import base_url, get_connection
 from connectors.http import HttpClient, default_classify
 from erp2crm.errors import ConfigError, QuotaExhausted
 
@@ -47,9 +47,7 @@ class SalesforceHook(BaseHook):
         conn = get_connection(self.conn_id)
         if not conn.host or not conn.password:
             raise ConfigError(f"connection {self.conn_id!r}: needs host (instance URL) and password (access token)")
-        base = conn.host if "://" in conn.host else f"https://{conn.host}"
-        if conn.port:
-            base = f"{base}:{conn.port}"
+        base = base_url(conn)
         version = (conn.extra_dejson or {}).get("api_version", "v60.0")
         client = HttpClient(base, headers={"Authorization": f"Bearer {conn.password}",
                                            "Content-Type": "application/json"}, classify=classify)

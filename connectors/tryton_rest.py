@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from connectors.api import ApiSource, Query
-from connectors.hooks import get_connection
+from connectors.hooks import base_url, get_connection
 from connectors.http import HttpClient
 from connectors.mapping import SourceMapping
 from connectors.tryton_rpc import _decode, _domain, _encode, _field
@@ -71,11 +71,7 @@ class TrytonRestHook(BaseHook):
         if not conn.host or not conn.schema or not conn.password:
             raise ConfigError(f"connection {self.conn_id!r}: needs host, schema (the Tryton database) and password "
                               f"(a REST application key)")
-        scheme = (conn.extra_dejson or {}).get("scheme", "http")
-        base = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-        if conn.port:
-            base = f"{base}:{conn.port}"
-        return TrytonRestClient(HttpClient(base), conn.schema, conn.password)
+        return TrytonRestClient(HttpClient(base_url(conn, "http")), conn.schema, conn.password)
 
 
 class TrytonRest(ApiSource):

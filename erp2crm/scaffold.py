@@ -53,7 +53,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from connectors.api import ApiSource, Query
-from connectors.hooks import get_connection
+from connectors.hooks import base_url, get_connection
 from connectors.http import HttpClient
 from connectors.mapping import SourceMapping
 from erp2crm.errors import ConfigError
@@ -85,8 +85,7 @@ class {cls}Hook(BaseHook):
         conn = get_connection(self.conn_id)
         if not conn.host:
             raise ConfigError(f"connection {{self.conn_id!r}}: needs host")
-        base = conn.host if "://" in conn.host else f"https://{{conn.host}}"
-        return {cls}Client(HttpClient(base, headers={{"Authorization": f"Bearer {{conn.password}}"}}))
+        return {cls}Client(HttpClient(base_url(conn), headers={{"Authorization": f"Bearer {{conn.password}}"}}))
 
 
 class {cls}(ApiSource):
