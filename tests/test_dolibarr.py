@@ -19,6 +19,7 @@ from connectors.window import Window
 from demodata import generate
 from demodata.dolibarr import SCHEMA, dolibarr_database, erpnext_system, load_mariadb, write
 from erp2crm.paths import MAPPINGS
+from servers.database import admin_engine_or_skip
 
 MARIADB = os.environ.get("ERP2CRM_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 N_CUSTOMERS, SEED = 60, 5
@@ -33,18 +34,6 @@ MARIADB_TYPES = {"integer": "int", "real": "double", "varchar": "varchar", "tiny
                  "double": "double", "date": "date", "datetime": "datetime", "timestamp": "timestamp"}
 
 
-def _server(admin_url: str):
-    try:
-        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return engine
-    except Exception as e:  # noqa: BLE001 - any failure means the server is not usable here
-        if os.environ.get("CI"):
-            pytest.fail(f"MariaDB at {admin_url} is required in CI and not reachable: {e}")
-        pytest.skip(f"MariaDB not reachable at {admin_url}: {e}")
-
-
 @pytest.fixture(scope="module")
 def truth():
     records, docs = erpnext_system(N_CUSTOMERS, SEED)
@@ -55,7 +44,7 @@ def truth():
 def dolibarr(tmp_path_factory):
     sqlite_path = dolibarr_database(tmp_path_factory.mktemp("dolibarr"), N_CUSTOMERS, SEED)
     server = MARIADB.rsplit("/", 1)[0]
-    admin = _server(server + "/")
+    admin = admin_engine_or_skip(server + "/", "MariaDB")
     name = f"erp2crm_dolibarr_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))

@@ -33,6 +33,7 @@ from emulators.odoo import OdooEmulator
 from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
 from erp2crm.errors import ConfigError, TransientError
 from erp2crm.paths import MAPPINGS
+from servers.database import admin_engine_or_skip
 from hub.store import HubStore
 
 PG = os.environ.get("ERP2CRM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -45,18 +46,6 @@ class Contract:
     open_with_bad_credentials: Callable[[], object]
     break_server: Callable[[], None]  # makes the server fail the extraction under way
     mend_server: Callable[[], None] = lambda: None
-
-
-def _server(admin_url: str, what: str):
-    try:
-        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return engine
-    except Exception as e:  # noqa: BLE001 - any failure means the server is not usable here
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} at {admin_url} is required in CI and not reachable: {e}")
-        pytest.skip(f"{what} not reachable at {admin_url}: {e}")
 
 
 def _copy_demo_database(sqlite_path, url) -> None:
@@ -94,7 +83,7 @@ def _sql_contract(name: str, url: str, kill_sql: str, bad_url: str) -> Contract:
 
 @pytest.fixture(scope="module")
 def odoo_postgres(demo_files):
-    admin = _server(PG, "PostgreSQL")
+    admin = admin_engine_or_skip(PG, "PostgreSQL")
     name = f"erp2crm_contract_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -111,7 +100,7 @@ def odoo_postgres(demo_files):
 
 @pytest.fixture(scope="module")
 def erpnext_mariadb(demo_files):
-    admin = _server(MARIADB, "MariaDB")
+    admin = admin_engine_or_skip(MARIADB, "MariaDB")
     name = f"erp2crm_contract_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
@@ -126,7 +115,7 @@ def erpnext_mariadb(demo_files):
 
 @pytest.fixture(scope="module")
 def dolibarr_mariadb(tmp_path_factory):
-    admin = _server(MARIADB, "MariaDB")
+    admin = admin_engine_or_skip(MARIADB, "MariaDB")
     name = f"erp2crm_contract_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
