@@ -28,6 +28,7 @@ class Query:
     window: Window | None = None
     updated: tuple[str, ...] = ()  # the first non-null of these is the record's last change
     keys: tuple | None = None  # only these primary keys
+    absent: tuple[str, ...] = ()  # fields that must hold no value
 
 
 class ApiSource:
@@ -80,9 +81,9 @@ class ApiSource:
         names = [stream.primary_key, *stream.updated_columns]
         for spec in stream.fields.values():
             names += spec.columns + spec.other_columns
-        names += [*stream.where, *stream.present]
+        names += [*stream.where, *stream.present, *stream.absent]
         return Query(stream.table, tuple(dict.fromkeys(names)), stream.primary_key, _where(stream.where),
-                     tuple(stream.present), window, tuple(stream.updated_columns), keys)
+                     tuple(stream.present), window, tuple(stream.updated_columns), keys, tuple(stream.absent))
 
     def _records(self, query: Query) -> Iterator[list[dict]]:
         """Every page of `query`, walked as `paging` says (connectors/paging.py)."""

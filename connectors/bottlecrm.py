@@ -1,4 +1,6 @@
-"""BottleCRM sink: one Account per unified customer, found by the customer id kept in an Account custom field.
+"""BottleCRM sink: one Account per unified customer, found by the customer id kept in an Account custom field; and
+one Contact per contact person (erp2crm/contacts.py), found the same way by its contact key in a Contact custom
+field, linked to its account through the Contact's `account` field.
 
 Accounts, not Contacts, for companies and persons alike: the unified customer is the party that orders and
 pays, and BottleCRM hangs deals, invoices and tickets on the Account; the profile has one `name`, while a
@@ -27,14 +29,17 @@ from connectors.salesforce import PushResult
 from erp2crm.errors import ConfigError, TransientError
 
 CF = "custom_fields."
-RESOURCES = {"Account": "accounts"}  # sobject → API root; custom fields are per target model
+# sobject → (API root, the detail answer's key); custom fields are per target model. A Contact's `account` is its
+# account's CRM id (BottleCRM's "primary account"; setting it also lists the contact on the account).
+RESOURCES = {"Account": ("accounts", "account_obj"), "Contact": ("contacts", "contact_obj")}
 
 
 def classify(response: requests.Response):
     if response.status_code in (401, 403):  # a wrong or revoked token answers 403 "Organization context ..."
         return ConfigError(f"BottleCRM refused the token (HTTP {response.status_code}: {response.text[:200]}): the "
                            f"connection's password must be a valid bcrm_pat_ token with the scopes accounts:read, "
-                           f"accounts:write and custom-fields:read")
+                           f"accounts:write and custom-fields:read (and contacts:read, contacts:write when "
+                           f"contacts are pushed)")
     if response.status_code in (400, 404):  # one record's rejection, or a stale CRM id: decided per record
         return None
     return default_classify(response)
@@ -85,7 +90,8 @@ class BottlecrmSink:
         if not external_id_field.startswith(CF):
             raise ConfigError(f"BottleCRM sink: external_id_field must be a custom field (custom_fields.<key>), "
                               f"got {external_id_field!r}: no built-in Account field can hold the customer id")
-        self.client, self.sobject, self.root = client, sobject, f"api/{RESOURCES[sobject]}/"
+        self.client, self.sobject, self.root = client, sobject, f"api/{RESOURCES[sobject][0]}/"
+        self.detail_key = RESOURCES[sobject][1]
         self.external_id_field, self.key = external_id_field, external_id_field[len(CF):]
         self.page_size = batch_size  # accounts per list request when scanning (writes are one per request)
         self.scan_threshold = scan_threshold  # from this many unknown records, one scan beats one search each
@@ -122,6 +128,19 @@ class BottlecrmSink:
         unknown = sum(p[self.external_id_field] not in known for p in payloads)
         found = self._scan() if unknown >= self.scan_threshold else None
         return [self._upsert_one(p, known.get(p[self.external_id_field]), found) for p in payloads]
+
+    def current_values(self, crm_ids: list[str], fields: list[str]) -> dict[str, dict]:
+        """The CRM's values of `fields` for these accounts, one GET each (BottleCRM has no batch read); an
+        account deleted in BottleCRM since is left out, so its fields count as empty."""
+        out = {}
+        for crm_id in crm_ids:
+            response = self.client.request("GET", f"{self.root}{crm_id}/")
+            if response.status_code != 200:
+                continue
+            account = response.json().get(self.detail_key) or {}
+            custom = account.get("custom_fields") or {}
+            out[crm_id] = {f: custom.get(f[len(CF):]) if f.startswith(CF) else account.get(f) for f in fields}
+        return out
 
     def _upsert_one(self, payload: dict, crm_id: str | None, found: dict | None) -> PushResult:
         external_id = payload[self.external_id_field]
@@ -173,9 +192,15 @@ class BottlecrmSink:
         return PushResult(external_id, False, error=_errors(response))
 
     def _ids(self, page: dict) -> list[tuple[str, str]]:
-        """(customer id, CRM id) of every account in a list answer that carries a customer id."""
-        rows = page["active_accounts"]["open_accounts"] + page["closed_accounts"]["close_accounts"]
+        """(external id, CRM id) of every record in a list answer that carries an external id."""
+        rows = page["results"] if self.sobject == "Contact" else \
+            page["active_accounts"]["open_accounts"] + page["closed_accounts"]["close_accounts"]
         return [(str(a["custom_fields"][self.key]), a["id"]) for a in rows if (a.get("custom_fields") or {}).get(self.key)]
+
+    def _total(self, page: dict) -> int:
+        if self.sobject == "Contact":
+            return page["count"]
+        return max(page["active_accounts"]["open_accounts_count"], page["closed_accounts"]["close_accounts_count"])
 
     def _search(self, external_id: str) -> list[str]:
         page = self._get(self.root, limit=2, **{f"cf_{self.key}": external_id})
@@ -189,6 +214,5 @@ class BottlecrmSink:
             for external_id, crm_id in self._ids(page):
                 found[external_id].append(crm_id)
             offset += self.page_size
-            if offset >= max(page["active_accounts"]["open_accounts_count"],
-                              page["closed_accounts"]["close_accounts_count"]):
+            if offset >= self._total(page):
                 return found

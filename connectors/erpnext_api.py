@@ -141,6 +141,7 @@ class ErpnextApi(ApiSource):
         filters: list = [[column, "in", values] for column, values in query.where.items()]
         # Frappe's "is set" also leaves out empty text, where the SQL source's IS NOT NULL keeps it.
         filters += [[column, "is", "set"] for column in query.present]
+        filters += [[column, "is", "not set"] for column in query.absent]
         if query.keys is not None:
             filters.append([query.primary_key, "in", list(query.keys)])
         if query.window is not None:

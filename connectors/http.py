@@ -30,7 +30,7 @@ class HttpClient:
     def __init__(self, base_url: str, headers: dict | None = None, timeout: float = 30, max_retries: int = 4,
                  backoff_s: float = 0.5, max_backoff_s: float = 30,
                  classify: Callable[[requests.Response], Erp2CrmError | None] = default_classify,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, budget=None):
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         self.session.headers.update(headers or {})
@@ -38,11 +38,16 @@ class HttpClient:
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.classify, self.sleep = classify, sleep
         self.requests_sent = 0
+        # A connectors.budget.RequestBudget (or None): every attempt, retries too, is taken from it before it is
+        # sent; a used-up budget raises QuotaExhausted and nothing more goes out.
+        self.budget = budget
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         url = f"{self.base_url}/{path.lstrip('/')}"
         for attempt in range(self.max_retries + 1):
             retry_after = None
+            if self.budget is not None:
+                self.budget.take()
             try:
                 self.requests_sent += 1
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
@@ -50,7 +55,8 @@ class HttpClient:
                 if error is None:
                     return response
                 retry_after = response.headers.get("Retry-After")
-            except (requests.ConnectionError, requests.Timeout) as e:
+            # A connection closed halfway through the answer's body is ChunkedEncodingError, not ConnectionError.
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 error = TransientError(f"{method} {url}: {type(e).__name__}")
             # A used-up daily quota does not come back in seconds: stop rather than retry.
             if not isinstance(error, TransientError) or isinstance(error, QuotaExhausted) or attempt == self.max_retries:

@@ -1,10 +1,12 @@
-"""HubSpot sink: CRM v3 batch upsert of companies or contacts by a unique property, up to 100 inputs a call.
+"""HubSpot sink: CRM v3 batch upsert of companies or contacts by a unique property, up to 100 inputs a call, and v4
+batch associations between them (a contact with its company).
 
 A 207 answer is a partial success: its errors name the failed inputs (context.ids), each a rejected record with
 HubSpot's message. Results are matched to inputs by the id property's value, never by position: HubSpot does not
 promise their order. 429 with policyName DAILY means the day's quota is used up (QuotaExhausted); any other 429
-waits for the rolling window (Retry-After, else X-HubSpot-RateLimit-Interval-Milliseconds); 401 and 403 are
-config errors; a 400 rejects every record of its batch.
+waits for the rolling window (Retry-After, else X-HubSpot-RateLimit-Interval-Milliseconds); 423 Locked (many
+upserts in a short time) waits 2 seconds and 521 (web server down) is retried, as HubSpot's error-handling guide
+says; 401 and 403 are config errors; a 400 rejects every record of its batch.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from erp2crm.errors import ConfigError, DataError, QuotaExhausted, TransientErro
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 MAX_BATCH = 100
 WINDOW_MS = 10_000  # HubSpot's burst window, for an answer that does not state it
+LOCK_WAIT_S = 2  # HubSpot's guide: after a 423, wait at least 2 seconds
 
 
 def _header_int(headers, name: str) -> int | None:
@@ -50,6 +53,8 @@ def classify(response: requests.Response):
         if doc.get("policyName") == "DAILY" or response.headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0":
             return QuotaExhausted(f"HubSpot daily request limit reached ({what})")
         return TransientError(what)
+    if response.status_code in (423, 521):  # locked for a moment; web server down: both pass in seconds
+        return TransientError(what)
     if response.status_code == 400:
         if "non-unique" in str(doc.get("message")):  # the id property is not unique: every batch would fail
             return ConfigError(f"{what} (the mapping's external_id_field must be a unique property)")
@@ -59,10 +64,12 @@ def classify(response: requests.Response):
 
 def _wait_for_window(response: requests.Response, *args, **kwargs) -> requests.Response:
     """HubSpot's 429 may come without Retry-After, and HttpClient honours only Retry-After: a 10-second-window
-    429 then waits for the window stated by the answer (its daily limit is never retried)."""
+    429 then waits for the window stated by the answer (its daily limit is never retried), a 423 LOCK_WAIT_S."""
     if response.status_code == 429 and "Retry-After" not in response.headers:
         ms = _header_int(response.headers, "X-HubSpot-RateLimit-Interval-Milliseconds") or WINDOW_MS
         response.headers["Retry-After"] = str(math.ceil(ms / 1000))
+    if response.status_code == 423 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(LOCK_WAIT_S)
     return response
 
 
@@ -128,6 +135,60 @@ class HubspotSink:
             self._pace()
             results += self._upsert_batch(payloads[start:start + self.batch_size])
         return results
+
+    def current_values(self, crm_ids: list[str], fields: list[str]) -> dict[str, dict]:
+        """The CRM's values of `fields` for these records (batch read by record id, 100 a call)."""
+        out = {}
+        for start in range(0, len(crm_ids), self.batch_size):
+            self._pace()
+            inputs = [{"id": i} for i in crm_ids[start:start + self.batch_size]]
+            response = self.client.request("POST", f"crm/v3/objects/{self.object_type}/batch/read",
+                                           json={"properties": fields, "inputs": inputs})
+            self._limits = response.headers
+            out.update({r["id"]: r.get("properties") or {} for r in response.json().get("results") or []})
+        return out
+
+    def archive(self, items: list[tuple[str, str | None]]) -> list[PushResult]:
+        """Archive records by record id (batch archive, 100 a call; 204, idempotent); one result each."""
+        known = [(ext, crm_id) for ext, crm_id in items if crm_id]
+        for start in range(0, len(known), self.batch_size):
+            self._pace()
+            inputs = [{"id": crm_id} for _, crm_id in known[start:start + self.batch_size]]
+            self._limits = self.client.request("POST", f"crm/v3/objects/{self.object_type}/batch/archive",
+                                               json={"inputs": inputs}).headers
+        return [PushResult(ext, True, crm_id=crm_id) if crm_id else
+                PushResult(ext, False, error="no HubSpot record id known for this record") for ext, crm_id in items]
+
+    def associate(self, to_type: str, pairs: list[tuple[str, str]]) -> dict[str, str]:
+        """Associate records of this object with records of `to_type` by the v4 default association type
+        (batch/associate/default, 100 pairs a call); idempotent. (record id, other id) in; the error of each record
+        id whose association failed out (absent: associated)."""
+        failed: dict[str, str] = {}
+        for start in range(0, len(pairs), self.batch_size):
+            self._pace()
+            batch = pairs[start:start + self.batch_size]
+            inputs = [{"from": {"id": a}, "to": {"id": b}} for a, b in batch]
+            path = f"crm/v4/associations/{self.object_type}/{to_type}/batch/associate/default"
+            try:
+                response = self.client.request("POST", path, json={"inputs": inputs})
+            except DataError as e:  # a 400 for the batch: none of it is associated
+                self._limits = None
+                failed.update({a: str(e) for a, _ in batch})
+                continue
+            self._limits = response.headers
+            doc = response.json()
+            done = {str((r.get("from") or {}).get("id")) for r in doc.get("results") or []}
+            errors = "; ".join(f"{e.get('category', 'error')}: {e.get('message')}" for e in doc.get("errors") or [])
+            failed.update({a: errors or "HubSpot returned no result for it" for a, _ in batch if a not in done})
+        return failed
+
+    def dissociate(self, to_type: str, pairs: list[tuple[str, str]]) -> None:
+        """Remove associations (batch/archive, 100 a call, 204; removing one that does not exist is harmless)."""
+        for start in range(0, len(pairs), self.batch_size):
+            self._pace()
+            inputs = [{"from": {"id": a}, "to": [{"id": b}]} for a, b in pairs[start:start + self.batch_size]]
+            path = f"crm/v4/associations/{self.object_type}/{to_type}/batch/archive"
+            self._limits = self.client.request("POST", path, json={"inputs": inputs}).headers
 
     def _pace(self) -> None:
         """Wait out the rolling window when the last answer said it is used up, instead of earning a 429

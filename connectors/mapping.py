@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from erp2crm.canonical import DOCUMENT_ENTITIES, ENTITIES
+from erp2crm.canonical import CUSTOMER_LINKED_ENTITIES, ENTITIES
 from erp2crm.config import format_validation_error, read_yaml
 from erp2crm.errors import ConfigError
 
@@ -153,6 +153,23 @@ class UpdatedFrom(_Strict):
     _check = field_validator("table", "key", "column")(classmethod(lambda cls, v: _identifier(v)))
 
 
+class Exists(_Strict):
+    """Only rows that have a row in `table` whose `key` is the row's `column` and whose columns hold the values of
+    `where` (e.g. contacts of a customer, not of a supplier). SQL sources only: a correlated EXISTS subquery."""
+    table: str
+    key: str
+    column: str
+    where: dict[str, str | int | bool | list[str | int | bool]] = {}
+    _check = field_validator("table", "key", "column")(classmethod(lambda cls, v: _identifier(v)))
+
+    @field_validator("where")
+    @classmethod
+    def _where_columns(cls, v: dict) -> dict:
+        for column in v:
+            _identifier(column)
+        return v
+
+
 class StreamMapping(_Strict):
     table: str
     primary_key: str
@@ -164,14 +181,23 @@ class StreamMapping(_Strict):
     # customer invoices, vendor bills and journal entries together). Filtered in SQL, with bound values.
     where: dict[str, str | int | bool | list[str | int | bool]] = {}
     present: list[str] = []  # only rows where these columns hold a value (e.g. a move line that pays an invoice)
+    absent: list[str] = []  # only rows where these columns hold no value (e.g. partners that have no parent)
+    exists: Exists | None = None  # only rows with a matching row in another table (SQL sources)
     fields: dict[str, str | FieldSpec]
 
     _check = field_validator("table", "primary_key")(classmethod(lambda cls, v: _identifier(v)))
 
-    @field_validator("present")
+    @field_validator("present", "absent")
     @classmethod
     def _present_columns(cls, v: list) -> list:
         return [_identifier(column) for column in v]
+
+    @model_validator(mode="after")
+    def _present_or_absent(self) -> "StreamMapping":
+        both = sorted(set(self.present) & set(self.absent))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both present and absent: the stream would have no rows")
+        return self
 
     @field_validator("where")
     @classmethod
@@ -229,10 +255,12 @@ class SourceMapping(_Strict):
             if unknown:
                 raise ValueError(f"streams.{name}.fields: unknown canonical field(s) {', '.join(unknown)}; "
                                  f"allowed: {', '.join(sorted(allowed))}")
-            if name in DOCUMENT_ENTITIES and "customer_source_id" not in stream.fields:
-                raise ValueError(f"streams.{name}.fields: customer_source_id is required (the document's customer)")
+            if name in CUSTOMER_LINKED_ENTITIES and "customer_source_id" not in stream.fields:
+                raise ValueError(f"streams.{name}.fields: customer_source_id is required (the {name}'s customer)")
             if stream.updated_from is not None and self.connector != "sql":
                 raise ValueError(f"streams.{name}.updated_from: only the sql connector reads a parent's timestamp")
+            if stream.exists is not None and self.connector != "sql":
+                raise ValueError(f"streams.{name}.exists: only the sql connector filters on another table")
         if "customer_record" not in self.streams:
             raise ValueError("streams: a source needs a customer_record stream")
         return self

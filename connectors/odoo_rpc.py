@@ -148,6 +148,7 @@ class OdooRpc(ApiSource):
     def _domain(query: Query) -> list:
         domain: list = [[field, "in", values] for field, values in query.where.items()]
         domain += [[field, "!=", False] for field in query.present]
+        domain += [[field, "=", False] for field in query.absent]
         if query.keys is not None:
             domain.append([query.primary_key, "in", list(query.keys)])
         if query.window is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 from connectors.api import ApiSource
+from connectors.budget import request_budget
 from connectors.hooks import SqlDatabaseHook
 from connectors.mapping import class_name, load_mapping, source_connectors
 from connectors.salesforce import SalesforceHook, SalesforceSink
@@ -43,19 +44,27 @@ def open_source(config: SourceConfig) -> SqlSource | ApiSource:
     return source_class(config.name, mapping, hook_class(config.connection_id).get_client(), mapping_file)
 
 
-def open_sink(config: TargetConfig, sobject: str, external_id_field: str):
-    """The target's sink: `upsert(payloads, known_ids=None) -> [PushResult]` in payload order, and `check()`."""
+def open_sink(config: TargetConfig, sobject: str, external_id_field: str, bulk: bool = True):
+    """The target's sink: `upsert(payloads, known_ids=None) -> [PushResult]` in payload order, and `check()`.
+    Its client takes every request from the target's request budget, when it has one (connectors/budget.py).
+    `bulk=False`: Salesforce never uses a Bulk API job (contacts name their account by a relationship, which this
+    project writes through sObject Collections only)."""
+    budget = request_budget(config)
     if config.kind == "salesforce":
         client, version = SalesforceHook(config.connection_id).get_client()
-        return SalesforceSink(client, version, sobject, external_id_field, config.batch_size)
+        client.budget = budget
+        return SalesforceSink(client, version, sobject, external_id_field, config.batch_size,
+                              config.bulk_threshold if bulk else None)
     if config.kind == "hubspot":  # sobject is the CRM v3 object type (companies, contacts)
         from connectors.hubspot import HubspotHook, HubspotSink
 
-        return HubspotSink(HubspotHook(config.connection_id).get_client(), sobject, external_id_field,
-                           config.batch_size)
+        client = HubspotHook(config.connection_id).get_client()
+        client.budget = budget
+        return HubspotSink(client, sobject, external_id_field, config.batch_size)
     if config.kind == "bottlecrm":
         from connectors.bottlecrm import BottlecrmHook, BottlecrmSink
 
-        return BottlecrmSink(BottlecrmHook(config.connection_id).get_client(), sobject, external_id_field,
-                             config.batch_size)
+        client = BottlecrmHook(config.connection_id).get_client()
+        client.budget = budget
+        return BottlecrmSink(client, sobject, external_id_field, config.batch_size)
     raise ConfigError(f"target {config.name!r}: kind {config.kind!r} is not registered")  # pragma: no cover

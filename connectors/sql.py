@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Iterator
 
 import pandas as pd
-from sqlalchemy import MetaData, String, Table, func, select
+from sqlalchemy import MetaData, String, Table, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import NullType
@@ -105,13 +105,16 @@ class SqlSource:
         where = f"streams.{entity}"
         table = self._table(conn, stream.table, where)
         own_updated = [] if stream.updated_from else stream.updated_columns
-        names = [stream.primary_key, *own_updated, *stream.where, *stream.present]
+        names = [stream.primary_key, *own_updated, *stream.where, *stream.present, *stream.absent]
+        if stream.exists:
+            names.append(stream.exists.column)
         for field, spec in stream.fields.items():
             names += spec.columns + spec.other_columns
         columns = {}
         for name in dict.fromkeys(names):
             part = ("updated_at" if name in own_updated else "where" if name in stream.where
-                    else "present" if name in stream.present else "fields")
+                    else "present" if name in stream.present else "absent" if name in stream.absent
+                    else "exists" if stream.exists and name == stream.exists.column else "fields")
             columns[name] = self._column(table, name, f"{where}.{part}")
         updated = [columns[c] for c in own_updated]
         query = select(*columns.values())
@@ -130,12 +133,24 @@ class SqlSource:
             query = query.where(columns[column].in_(wanted if isinstance(wanted, list) else [wanted]))
         for column in stream.present:
             query = query.where(columns[column].is_not(None))
+        for column in stream.absent:
+            query = query.where(columns[column].is_(None))
+        if stream.exists:
+            query = query.where(self._exists(conn, stream.exists, columns[stream.exists.column], f"{where}.exists"))
         if window is not None:
             changed = updated[0] if len(updated) == 1 else func.coalesce(*updated)
             if window.start is not None:
                 query = query.where(changed >= self._bound(window.start, updated[0]))
             query = query.where(changed < self._bound(window.end, updated[0]))
         return query
+
+    def _exists(self, conn, spec, column, where: str):
+        """EXISTS (a row of spec.table whose spec.key is the row's column and whose columns hold spec.where)."""
+        other = self._table(conn, spec.table, where)
+        match = select(literal(1)).select_from(other).where(self._column(other, spec.key, where) == column)
+        for name, wanted in spec.where.items():
+            match = match.where(self._column(other, name, where).in_(wanted if isinstance(wanted, list) else [wanted]))
+        return match.exists()
 
     def _bound(self, moment: datetime, column):
         """A window bound in the source's own time zone, as text where the column stores text."""

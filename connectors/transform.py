@@ -175,10 +175,12 @@ def parse_errors(raw: dict[str, pd.Series], canonical: pd.DataFrame, fields: dic
 
 def finalize(entity: str, df: pd.DataFrame) -> pd.DataFrame:
     """Entity rules every source shares, so that mappings stay declarative."""
-    if entity == "customer_record":
+    if entity in ("customer_record", "contact"):
         df["is_active"] = df["is_active"].where(df["is_active"].notna(), True)
         person = (df["given_name"].fillna("") + " " + df["family_name"].fillna("")).str.strip()
-        fallback = df["company_name"].where(df["company_name"].notna(), person.where(person != "", None))
+        fallback = person.where(person != "", None)
+        if entity == "customer_record":
+            fallback = df["company_name"].where(df["company_name"].notna(), fallback)
         df["name"] = df["name"].where(df["name"].notna() & (df["name"].astype(str).str.strip() != ""), fallback)
     elif entity == "invoice":
         # Without an explicit kind, a negative total is a credit note (Tryton's convention).

@@ -157,6 +157,7 @@ def _domain(query: Query) -> list:
     """A query's filters as a Tryton domain (shared with the REST source)."""
     domain: list = [[column, "in", values] for column, values in query.where.items()]
     domain += [[column, "!=", None] for column in query.present]
+    domain += [[column, "=", None] for column in query.absent]
     if query.keys is not None:
         domain.append([query.primary_key, "in", list(query.keys)])
     if query.window is not None:

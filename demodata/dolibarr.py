@@ -12,8 +12,8 @@ among them. SCHEMA holds Dolibarr's MySQL definitions, which SQLite takes withou
 
 Defects carried (those the ERPNext system was given, see bad_rows.csv): missing_name (nom ''), malformed_email,
 negative_amount, unknown_currency (XYZ), due_before_issue, closed_before_opened, and orphan_customer tickets
-(llx_ticket.fk_soc has no foreign key). Orphan invoices are left out: llx_facture.key.sql's fk_facture_fk_soc
-refuses an invoice whose third party does not exist.
+(llx_ticket.fk_soc has no foreign key). Orphan invoices and contacts are left out: llx_facture.key.sql's
+fk_facture_fk_soc and llx_socpeople.key.sql's fk_socpeople_fk_soc refuse a row whose third party does not exist.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from . import defects, sqlite_out
 from .clock import Clock, ds, ts
 from .documents import (CATEGORIES, PRODUCTS, RATES_TO_CNY, Documents, customer_ref, lines_of, make_documents,
                         payments_of)
-from .generate import MIN_CUSTOMERS, _customers, _records, _stream
+from .contacts import Contact, make_people
+from .generate import MIN_CUSTOMERS, _customers, _records, _stream, system_contacts
 from .records import Record
 
 SOURCE = "erpnext"  # the generated system rendered into Dolibarr
@@ -82,6 +83,10 @@ SCHEMA = {
     "llx_paiement_facture": [ROWID, "fk_paiement integer", "fk_facture integer", f"amount {MONEY}",
                              "multicurrency_code varchar(3)", "multicurrency_tx double(24,8) DEFAULT 1",
                              f"multicurrency_amount {MONEY}"],
+    # llx_socpeople.sql: the contacts (persons) of third parties; poste is the job title, statut 1 active, 0 disabled.
+    "llx_socpeople": [ROWID, "datec datetime", TMS, "fk_soc integer", "entity integer DEFAULT 1 NOT NULL",
+                      "lastname varchar(50)", "firstname varchar(50)", "poste varchar(255)", "phone varchar(30)",
+                      "phone_mobile varchar(30)", "email varchar(255)", "statut tinyint DEFAULT 1 NOT NULL"],
     # llx_ticket-ticket.sql (20.0 adds model_pdf, barcode ... which are not read). fk_statut: ticket.class.php.
     "llx_ticket": [ROWID, "entity integer DEFAULT 1", "ref varchar(128) NOT NULL", "track_id varchar(128) NOT NULL",
                    "fk_soc integer DEFAULT 0", "origin_email varchar(128)", "subject varchar(255)", "fk_statut integer",
@@ -100,6 +105,7 @@ KEYS = [
      "REFERENCES llx_facture (rowid)"),
     ("ALTER TABLE llx_paiement_facture ADD CONSTRAINT fk_paiement_facture_fk_paiement FOREIGN KEY (fk_paiement) "
      "REFERENCES llx_paiement (rowid)"),
+    "ALTER TABLE llx_socpeople ADD CONSTRAINT fk_socpeople_fk_soc FOREIGN KEY (fk_soc) REFERENCES llx_societe (rowid)",
     "ALTER TABLE llx_ticket ADD UNIQUE uk_ticket_track_id (track_id)",
     "ALTER TABLE llx_ticket ADD UNIQUE uk_ticket_ref (ref)",
 ]
@@ -241,7 +247,20 @@ def _tickets(docs: Documents):
                ts(t.written or t.opened))
 
 
-def write(path: Path, records: list[Record], docs: Documents) -> None:
+def _socpeople(contacts: list[Contact]):
+    """The ERPNext system's contacts as Dolibarr contacts (rowids in entry order); orphans are left out, as
+    llx_socpeople.key.sql's fk_socpeople_fk_soc refuses a contact whose third party does not exist."""
+    rowid = 0
+    for c in contacts:
+        if c.record is None:
+            continue
+        rowid += 1
+        mobile = c.phone if c.person.mobile.is_mobile else None
+        yield (rowid, ts(c.created), ts(c.written), c.record.id, 1, c.last_name, c.first_name, c.job_title,
+               None if mobile else c.phone, mobile, c.email, int(c.active))
+
+
+def write(path: Path, records: list[Record], docs: Documents, contacts: list[Contact] = ()) -> None:
     invoices = [i for i in docs.invoices if not i.orphan_party]
     products, categories, links = _catalogue(min(r.created for r in records))
     payments, allocations = _payments(invoices)
@@ -250,7 +269,8 @@ def write(path: Path, records: list[Record], docs: Documents) -> None:
                         ("llx_product", products), ("llx_categorie", categories), ("llx_categorie_product", links),
                         ("llx_commande", _orders(docs)), ("llx_commandedet", _order_lines(docs)),
                         ("llx_facture", _invoices(invoices)), ("llx_paiement", payments),
-                        ("llx_paiement_facture", allocations), ("llx_ticket", _tickets(docs))):
+                        ("llx_paiement_facture", allocations), ("llx_ticket", _tickets(docs)),
+                        ("llx_socpeople", _socpeople(contacts))):
         sqlite_out.insert(conn, SCHEMA, table, rows)
     conn.commit()
     conn.close()
@@ -259,14 +279,25 @@ def write(path: Path, records: list[Record], docs: Documents) -> None:
 def erpnext_system(n_customers: int, seed: int,
                    anchor_date: date = date(2026, 6, 30)) -> tuple[list[Record], Documents]:
     """The ERPNext system's records and documents as `generate()` makes them: same stages, same seeded streams."""
+    return _erpnext_system(n_customers, seed, anchor_date)[:2]
+
+
+def erpnext_contacts(n_customers: int, seed: int, anchor_date: date = date(2026, 6, 30)) -> list[Contact]:
+    """The ERPNext system's contacts as `generate()` makes them (orphans among them)."""
+    return _erpnext_system(n_customers, seed, anchor_date)[2]
+
+
+def _erpnext_system(n_customers: int, seed: int, anchor_date: date) -> tuple[list[Record], Documents, list[Contact]]:
     if n_customers < MIN_CUSTOMERS:
         raise ValueError(f"n_customers must be at least {MIN_CUSTOMERS} (bad rows need room)")
     clock = Clock(anchor_date)
     planned = defects.plan(n_customers)
-    records = _records(_customers(n_customers, seed, planned), seed, clock)[SOURCE]
+    customers = _customers(n_customers, seed, planned)
+    records = _records(customers, seed, clock)[SOURCE]
     docs = make_documents(records, SOURCE, _stream(seed, f"documents/{SOURCE}"), clock)
     defects.break_documents(docs, SOURCE, planned, _stream(seed, f"defects/{SOURCE}"), max_party_id=len(records))
-    return records, docs
+    contacts, _ = system_contacts(records, make_people(customers, seed), SOURCE, seed, clock, n_customers)
+    return records, docs, contacts
 
 
 def dolibarr_database(out_dir: Path, n_customers: int, seed: int, anchor_date: date = date(2026, 6, 30)) -> Path:
@@ -274,7 +305,7 @@ def dolibarr_database(out_dir: Path, n_customers: int, seed: int, anchor_date: d
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "dolibarr.db"
-    write(path, *erpnext_system(n_customers, seed, anchor_date))
+    write(path, *_erpnext_system(n_customers, seed, anchor_date))
     return path
 
 

@@ -1,11 +1,13 @@
 """erpnext.db: Frappe's tab<DocType> tables, keyed by `name`, with docstatus 0 draft / 1 submitted / 2 cancelled."""
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time
 from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
+from .contacts import Contact, party_source_id
 from .documents import RATES_TO_CNY, Documents, Invoice, lines_of, payments_of
 from .records import Record, source_id
 
@@ -34,6 +36,14 @@ SCHEMA = {
     "tabIssue": ["name TEXT PRIMARY KEY", "subject TEXT", 'customer TEXT REFERENCES "tabCustomer"(name)',
                  "raised_by TEXT", "status TEXT", "priority TEXT", "issue_type TEXT", "opening_date TEXT",
                  "resolution_date TEXT", "creation TEXT", "modified TEXT"],
+    # Frappe's Contact (frappe/contacts/doctype/contact): a person, linked to customers, suppliers or leads through
+    # its `links` child table, whose rows are "tabDynamic Link" rows (no foreign key: link_name may be stale).
+    "tabContact": ["name TEXT PRIMARY KEY", "first_name TEXT", "last_name TEXT", "email_id TEXT", "phone TEXT",
+                   "mobile_no TEXT", "designation TEXT", "is_primary_contact INTEGER", "creation TEXT",
+                   "modified TEXT"],
+    "tabDynamic Link": ["name TEXT PRIMARY KEY", 'parent TEXT REFERENCES "tabContact"(name)', "parenttype TEXT",
+                        "parentfield TEXT", "link_doctype TEXT", "link_name TEXT", "link_title TEXT", "idx INTEGER",
+                        "creation TEXT", "modified TEXT"],
 }
 
 COMPANY = "Demo Trading (Shanghai) Co., Ltd."  # company currency CNY: conversion_rate converts to CNY
@@ -82,7 +92,23 @@ def _addresses_and_customers(records: list[Record]):
     return addresses, customers
 
 
-def write(path: Path, records: list[Record], docs: Documents, anchor: date) -> None:
+def _contacts(contacts: list[Contact], records: list[Record]):
+    """tabContact rows and their one Dynamic Link each (child rows are named by a hash in Frappe)."""
+    title = {r.source_id: r.name for r in records}
+    people, links, primary = [], [], set()
+    for c in contacts:
+        customer = party_source_id("erpnext", c)
+        first = customer not in primary  # the first contact entered for a customer is its primary contact
+        primary.add(customer)
+        people.append((c.source_id, c.first_name, c.last_name, c.email, None, c.phone, c.job_title, int(first),
+                       ts(c.created), ts(c.written)))
+        digest = hashlib.sha1(f"{c.source_id}/links/1".encode()).hexdigest()[:10]
+        links.append((digest, c.source_id, "Contact", "links", "Customer", customer, title.get(customer, customer), 1,
+                      ts(c.created), ts(c.written)))
+    return people, links
+
+
+def write(path: Path, records: list[Record], docs: Documents, anchor: date, contacts: list[Contact] = ()) -> None:
     def customer(doc) -> str:
         orphan = getattr(doc, "orphan_party", None)
         return source_id("erpnext", orphan) if orphan else doc.record.source_id
@@ -123,5 +149,8 @@ def write(path: Path, records: list[Record], docs: Documents, anchor: date) -> N
                          "Closed" if t.closed else ISSUE_OPEN_STATUS[t.open_state], PRIORITIES[t.priority],
                          ISSUE_TYPES[t.category], ds(t.opened.date()), ts(t.closed), ts(t.opened), ts(t.written))
                         for t in docs.tickets))
+    people, links = _contacts(contacts, records)
+    insert("tabContact", people)
+    insert("tabDynamic Link", links)
     conn.commit()
     conn.close()

@@ -13,6 +13,8 @@ credit codes), 15 % German, US or British; 60 % are companies. Each appears in 1
 (about 40/35/25 %), sometimes twice in one system, with noise between its records: traditional script,
 pinyin (``Zhang Wei`` / ``Wei Zhang``, ``Shanghai Huaxin Trading Co., Ltd.``), e-mail case and spaces,
 phone formats, tax-id case and spacing, one-letter typos, street abbreviations, missing fields.
+Company customers have 1-3 contact persons, in Odoo (partners with a parent) and ERPNext (Contacts linked through
+Dynamic Links): not customer records, not in the ground truth (`demodata.contacts`).
 
 Guarantees (tests/test_demodata.py checks them; entity-resolution tests may rely on them)
 -------------------------------------------------------------------------------------------
@@ -34,8 +36,9 @@ substituted character.
    of its own true customer and has no documents); order ``negative_amount`` / ``unknown_currency``
    (``XYZ``; a currency row is added in Odoo and Tryton); invoice ``due_before_issue`` /
    ``orphan_customer``; service_ticket ``closed_before_opened`` (Odoo, ERPNext: Tryton complaints
-   have no close time) / ``orphan_customer``. A bad document is otherwise an ordinary document; no
-   other row has any of these defects.
+   have no close time) / ``orphan_customer``; contact ``orphan_customer`` (``orphans_per_system`` in Odoo
+   and in ERPNext, listed last). A bad document is otherwise an ordinary document; no other row has any of
+   these defects.
 4. Documents fall in the 3 years before anchor_date; every create/write/modified timestamp is at
    most anchor_date 23:59:59 UTC and every write is at or after its create. Cancelled documents
    keep their amounts. Some customers are archived (Odoo active=0, ERPNext disabled=1, Tryton
@@ -53,6 +56,7 @@ from datetime import date
 from pathlib import Path
 
 from . import defects, erpnext, odoo, tryton
+from .contacts import CONTACT_SYSTEMS, Contact, contacts_of, make_people, orphans_per_system
 from .clock import Clock
 from .documents import Documents, make_documents
 from .identifiers import KeyFactory
@@ -103,13 +107,20 @@ def _records(customers: list[Customer], seed: int, clock: Clock) -> dict[str, li
     return by_system
 
 
-def _write_system(out_dir: Path, system: str, records: list[Record], docs: Documents, clock: Clock) -> None:
+def _write_system(out_dir: Path, system: str, records: list[Record], docs: Documents, clock: Clock,
+                  contacts: list[Contact]) -> None:
     if system == "odoo":
-        odoo.write(out_dir / "odoo.db", records, docs)
+        odoo.write(out_dir / "odoo.db", records, docs, contacts)
     elif system == "erpnext":
-        erpnext.write(out_dir / "erpnext.db", records, docs, clock.anchor_date)
+        erpnext.write(out_dir / "erpnext.db", records, docs, clock.anchor_date, contacts)
     else:
         tryton.write(out_dir / "tryton.db", records, docs, clock.end)
+
+
+def system_contacts(records: list[Record], people: dict, system: str, seed: int, clock: Clock, n_customers: int):
+    """One system's contacts and their bad rows, from a stream of their own (demodata.contacts)."""
+    return contacts_of(records, people, system, _stream(seed, f"contacts/{system}"), clock,
+                       orphans_per_system(n_customers))
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows) -> None:
@@ -128,17 +139,26 @@ def generate(out_dir: Path, n_customers: int = 300, seed: int = 7,
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = Clock(anchor_date)
     planned = defects.plan(n_customers)
-    records = _records(_customers(n_customers, seed, planned), seed, clock)
+    customers = _customers(n_customers, seed, planned)
+    records = _records(customers, seed, clock)
+    people = make_people(customers, seed)
 
     bad_rows = defects.customer_bad_rows(records)
-    doc_counts: dict[str, dict[str, int]] = {"orders": {}, "invoices": {}, "service_tickets": {}}
+    doc_counts: dict[str, dict[str, int]] = {"orders": {}, "invoices": {}, "service_tickets": {}, "contacts": {}}
+    contact_bad_rows = []
     for system in SYSTEMS:  # one system's documents in memory at a time
         docs = make_documents(records[system], system, _stream(seed, f"documents/{system}"), clock)
         bad_rows += defects.break_documents(docs, system, planned, _stream(seed, f"defects/{system}"),
                                             max_party_id=len(records[system]))
-        _write_system(out_dir, system, records[system], docs, clock)
-        for kind, rows in (("orders", docs.orders), ("invoices", docs.invoices), ("service_tickets", docs.tickets)):
+        contacts: list[Contact] = []
+        if system in CONTACT_SYSTEMS:
+            contacts, bad = system_contacts(records[system], people, system, seed, clock, n_customers)
+            contact_bad_rows += bad
+        _write_system(out_dir, system, records[system], docs, clock, contacts)
+        for kind, rows in (("orders", docs.orders), ("invoices", docs.invoices), ("service_tickets", docs.tickets),
+                           ("contacts", contacts)):
             doc_counts[kind][system] = len(rows)
+    bad_rows += contact_bad_rows  # after the other systems' rows: those keep their place in bad_rows.csv
 
     _write_csv(out_dir / "ground_truth.csv", ("source_system", "source_id", "true_customer_id"),
                ((s, r.source_id, r.customer.tid) for s in SYSTEMS for r in records[s]))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from . import sqlite_out
 from .clock import ds, ts
+from .contacts import Contact
 from .documents import CATEGORIES, PRODUCTS, Documents, currency_table, customer_ref, lines_of, payments_of
 from .records import Record
 
@@ -15,8 +16,9 @@ SCHEMA = {
     "res_partner": [
         "id INTEGER PRIMARY KEY", "name TEXT", "email TEXT", "phone TEXT", "vat TEXT", "ref TEXT",
         "is_company INTEGER", "parent_id INTEGER REFERENCES res_partner(id)",
-        "commercial_partner_id INTEGER REFERENCES res_partner(id)", "street TEXT", "city TEXT", "zip TEXT",
-        "country_id INTEGER REFERENCES res_country(id)", "active INTEGER", "create_date TEXT", "write_date TEXT"],
+        "commercial_partner_id INTEGER REFERENCES res_partner(id)", "type TEXT", "function TEXT", "street TEXT",
+        "city TEXT", "zip TEXT", "country_id INTEGER REFERENCES res_country(id)", "active INTEGER", "create_date TEXT",
+        "write_date TEXT"],
     "sale_order": [
         "id INTEGER PRIMARY KEY", "name TEXT", "partner_id INTEGER REFERENCES res_partner(id)", "date_order TEXT",
         "state TEXT", "amount_total REAL", "currency_id INTEGER REFERENCES res_currency(id)", "create_date TEXT",
@@ -70,9 +72,17 @@ def _stage(ticket) -> int:
 def _partners(records: list[Record]):
     country_id = {code: cid for cid, code, _ in COUNTRIES}
     for r in records:
-        yield (r.id, r.name, r.email, r.phone, r.tax_id, r.ref, int(r.customer.is_company), None, r.id,
-               r.street, r.city, r.postcode, country_id[r.customer.address.country] if r.city else None,
+        yield (r.id, r.name, r.email, r.phone, r.tax_id, r.ref, int(r.customer.is_company), None, r.id, "contact",
+               None, r.street, r.city, r.postcode, country_id[r.customer.address.country] if r.city else None,
                int(r.active), ts(r.created), ts(r.written))
+
+
+def _contacts(contacts: list[Contact]):
+    """Contact persons are partners too: individuals (type contact) whose parent_id is their company."""
+    for c in contacts:
+        parent = c.orphan_party if c.orphan_party is not None else c.record.id
+        yield (c.id, c.name, c.email, c.phone, None, None, 0, parent, parent, "contact", c.job_title, None, None, None,
+               None, int(c.active), ts(c.created), ts(c.written))
 
 
 def _reconciliations(docs: Documents, currency_id: dict[str, int]) -> tuple[list[tuple], list[tuple]]:
@@ -93,7 +103,7 @@ def _reconciliations(docs: Documents, currency_id: dict[str, int]) -> tuple[list
     return lines, partials
 
 
-def write(path: Path, records: list[Record], docs: Documents) -> None:
+def write(path: Path, records: list[Record], docs: Documents, contacts: list[Contact] = ()) -> None:
     currencies, currency_id = currency_table(CURRENCIES, docs)
     partner = customer_ref
 
@@ -103,6 +113,7 @@ def write(path: Path, records: list[Record], docs: Documents) -> None:
     insert("res_currency", currencies)
     insert("helpdesk_ticket_stage", STAGES)
     insert("res_partner", _partners(records))
+    insert("res_partner", _contacts(contacts))
     insert("sale_order", ((o.id, o.number, o.record.id, ts(o.ordered), ORDER_STATE[o.status], o.amount,
                            currency_id[o.currency], ts(o.created), ts(o.written)) for o in docs.orders))
     insert("account_move", ((i.id, i.number, "out_invoice" if i.kind == "invoice" else "out_refund",

@@ -127,3 +127,10 @@ TICKET_SUBJECTS = [
     ("客户门户无法登录", "Cannot log in to the customer portal", "bug"),
     ("电子发票下载失败", "E-invoice download fails", "bug"),
 ]
+
+# Contact persons' job titles at company customers: (Chinese, English).
+JOB_TITLES = [
+    ("采购经理", "Purchasing Manager"), ("财务总监", "Finance Director"), ("总经理", "General Manager"),
+    ("采购专员", "Buyer"), ("会计", "Accountant"), ("物流主管", "Logistics Supervisor"),
+    ("技术总监", "Technical Director"), ("行政助理", "Office Assistant"),
+]

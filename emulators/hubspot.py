@@ -20,6 +20,18 @@ Where the answers come from:
 - Headers X-HubSpot-RateLimit-Max, -Remaining, -Interval-Milliseconds, -Daily, -Daily-Remaining, and the
   Free/Starter limits (100 requests per 10 s, 250,000 a day): HubSpot "API usage guidelines", systems.md.
   Retry-After may be absent on a 429 (systems.md): this emulator's own 429s never carry it.
+- HubSpot "Error handling" guide: 423 Locked when upserting many records in a short time ("include a delay of at
+  least 2 seconds"); 502/504 when processing limits are met, 503 temporarily unavailable, 521 web server down
+  ("pause your requests for a few seconds, then retry").
+- HubSpot API reference, associations v4, "Associate records (default)" (POST
+  /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/associate/default, inputs [{from: {id}, to: {id}}]; the
+  answer {status, results: [{from, to, associationSpec: {associationCategory, associationTypeId}}], startedAt,
+  completedAt}, with numErrors and errors for failed inputs) and "Remove associations" (.../batch/archive, inputs
+  [{from: {id}, to: [{id}]}], 204). Emulator choice: an input naming a record that does not exist is an error of
+  category VALIDATION_ERROR inside a 207, and associating twice is harmless.
+- Faults (emulators/_server.py): rate_limit is a 429 TEN_SECONDLY_ROLLING without Retry-After or a 423 Locked;
+  server_error a 500, 502, 503, 504 or 521, or after the write a 502/504; reject answers one input as an error
+  inside a 207 (category LOCKED: emulator choice, HubSpot documents no per-input transient error).
 Anything else is marked "emulator choice" where it is made.
 """
 from __future__ import annotations
@@ -36,22 +48,26 @@ import time
 import uuid
 from collections import deque
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emulators._server import LocalServer, serve_until_signalled
+from emulators._server import (DEFAULT_HOLD_S, EmulatorHandler, FaultPlan, LocalServer, add_fault_arguments,
+                               serve_until_signalled)
 
 MAX_INPUTS = 100
 WINDOW_MS = 10_000
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2"}  # HubSpot's object type ids, used in its messages
-DEFAULT_UNIQUE = {"companies": ["erp2crm_customer_id"], "contacts": ["email", "erp2crm_customer_id"]}
+DEFAULT_UNIQUE = {"companies": ["erp2crm_customer_id"],
+                  "contacts": ["email", "erp2crm_customer_id", "erp2crm_contact_id"]}
 DEFAULT_PROPERTIES = {"companies": {"name", "domain", "phone", "city", "zip", "country", "address"},
-                      "contacts": {"email", "firstname", "lastname", "phone", "company"}}
+                      "contacts": {"email", "firstname", "lastname", "phone", "company", "jobtitle"}}
 CUSTOM_PREFIX = "erp2crm_"  # every property with this prefix counts as created in the account
 READ_ONLY = {"hs_object_id", "createdate", "hs_lastmodifieddate"}  # set by the emulator, readable, never written
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OBJECT_PATH = re.compile(r"^/crm/v3/objects/([^/]+)(?:/([^/]+))?(?:/([^/]+))?/?$")
+ASSOCIATIONS_PATH = re.compile(r"^/crm/v4/associations/([^/]+)/([^/]+)/batch/(associate/default|archive)/?$")
+# The default (unlabelled) association types HubSpot defines between its objects, from the v4 associations guide.
+DEFAULT_ASSOCIATION = {("contacts", "companies"): 279, ("companies", "contacts"): 280}
 MESSAGES = {  # default bodies for fail_next and the real checks
     401: ("INVALID_AUTHENTICATION", ("Authentication credentials not found. This API supports OAuth 2.0 "
                                      "authentication and you can find more details at "
@@ -87,11 +103,13 @@ def _invalid(name: str, message: str, error: str) -> dict:
 
 class HubspotEmulator(LocalServer):
     thread_name = "hubspot-emulator"
+    api_prefix = "/crm/"
     def __init__(self, token: str = "demo-token", port: int = 0, state_file: Path | None = None,
                  max_per_second_window: int = 100, daily_limit: int = 250_000, host: str = "127.0.0.1",
                  unique_properties: dict[str, list[str]] | None = None,
                  properties: dict[str, set[str]] | None = None, shuffle_results: bool = False,
-                 clock=time.monotonic, fault_rate: float = 0.0, seed: int = 0):
+                 clock=time.monotonic, fault_rate: float = 0.0, seed: int = 0,
+                 faults: dict[str, float] | None = None, fault_hold_s: float = DEFAULT_HOLD_S):
         self.token, self.port, self.host = token, port, host
         self.state_file = Path(state_file) if state_file else None
         self.window_max, self.daily_limit = max_per_second_window, daily_limit
@@ -103,24 +121,50 @@ class HubspotEmulator(LocalServer):
         self.stats = {"records_created": 0, "records_updated": 0, "records_rejected": 0}
         self._lock = threading.RLock()
         self._records: dict[str, dict[str, dict]] = {o: {} for o in OBJECT_TYPE_IDS}  # object -> id -> record
+        self._associations: set[tuple[str, str, str, str]] = set()  # (from object, from id, to object, to id)
         self._id_counter, self._requests_today, self._usage_day = 0, 0, _today()
         self._window: deque[float] = deque()  # clock() of each admitted request in the last 10 s
         self._faults: deque[tuple] = deque()
+        self._index: dict[tuple[str, str], dict[str, str]] = {}  # (object, property) -> value -> record id
         self._rejected: dict[str, set[str]] = {}  # property -> values answered as invalid
         self._random = random.Random(0)
         # Emulator choice: this share of requests answers a 502, or a 429 without Retry-After, at random (seeded)
         # and before doing anything, so that clients' retries can be tried against a flaky portal.
         self.fault_rate, self._fault_random = fault_rate, random.Random(seed)
+        # Faults by kind (emulators/_server.py: rate_limit, server_error, timeout, dropped, reject), seeded; and a
+        # test's hook called before each API request (EmulatorHandler.on_request).
+        self.faults = FaultPlan(faults, seed, fault_hold_s)
+        self.on_request = None
         if self.state_file and self.state_file.exists():
             self._load()
 
     # -- test helpers (lifecycle: emulators._server.LocalServer) ----------------------------------------------
+    def fault_answer(self, kind: str, variant: str) -> tuple[int, bytes, dict]:
+        """The answer of an injected rate_limit or server_error fault (status, body, headers)."""
+        json_type = {"Content-Type": "application/json;charset=utf-8"}
+        with self._lock:
+            limits = self._limit_headers()
+        if kind == "rate_limit":
+            if self.faults.choice((429, 423)) == 429:
+                return 429, json.dumps(_rate_limited("TEN_SECONDLY_ROLLING")).encode(), {**json_type, **limits}
+            body = _error("LOCKED", "The objects are locked by other writes; retry in at least 2 seconds "
+                                    "(emulated fault)")  # emulator choice of body: the guide names the status only
+            return 423, json.dumps(body).encode(), {**json_type, **limits}
+        status = self.faults.choice((502, 504) if variant == "after" else (500, 502, 503, 504, 521))
+        body = _error("INTERNAL_ERROR", f"emulated HTTP {status}")
+        return status, json.dumps(body).encode(), json_type
+
 
     def records(self, object_type: str) -> list[dict]:
         if object_type not in self._records:
             raise KeyError(f"unknown object {object_type!r}; the emulator knows {', '.join(self._records)}")
         with self._lock:
             return [json.loads(json.dumps(r)) for r in self._records[object_type].values()]
+
+    def associations(self, from_type: str, to_type: str) -> list[tuple[str, str]]:
+        """(from id, to id) of every association from one object type to another, sorted."""
+        with self._lock:
+            return sorted((a[1], a[3]) for a in self._associations if a[0] == from_type and a[2] == to_type)
 
     def fail_next(self, n: int, status: int, retry_after: int | None = None, body: dict | None = None,
                   processed: bool = False) -> None:
@@ -137,12 +181,14 @@ class HubspotEmulator(LocalServer):
 
     # -- state: {"records": {object: {id: record}}, "id_counter", "requests_today", "usage_day"} ---------------
     def _load(self) -> None:
+        self._index.clear()
         try:
             data = json.loads(self.state_file.read_text(encoding="utf-8"))
             for object_type, records in data["records"].items():
                 if object_type in self._records:
                     self._records[object_type] = dict(records)
             self._id_counter = int(data["id_counter"])
+            self._associations = {tuple(a) for a in data.get("associations", [])}
             self._usage_day = data.get("usage_day", _today())
             self._requests_today = int(data.get("requests_today", 0)) if self._usage_day == _today() else 0
         except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -151,7 +197,7 @@ class HubspotEmulator(LocalServer):
     def _save(self) -> None:
         if self.state_file is None:
             return
-        data = {"records": self._records, "id_counter": self._id_counter,
+        data = {"records": self._records, "id_counter": self._id_counter, "associations": sorted(self._associations),
                 "requests_today": self._requests_today, "usage_day": self._usage_day}
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=f".{self.state_file.name}.", suffix=".tmp")
@@ -175,7 +221,7 @@ class HubspotEmulator(LocalServer):
         """Answer one request: (status, JSON body, headers). The HTTP handler's only entry point."""
         if path.startswith("/__emulator__/"):
             return (*self._helper(method, path), {})
-        if not path.startswith("/crm/v3/"):
+        if not path.startswith(("/crm/v3/", "/crm/v4/")):
             return 404, _error("OBJECT_NOT_FOUND", f"No route for {method} {path}"), {}  # emulator choice
         with self._lock:
             self.requests_served += 1
@@ -221,13 +267,20 @@ class HubspotEmulator(LocalServer):
         if path.rstrip("/") == "/__emulator__/health":
             return 200, {"status": "ok"}
         if path.rstrip("/") == "/__emulator__/stats":
-            return 200, {"requests": self.requests_served, **self.stats}
+            faults = {"fault_rates": self.faults.rates, "faults_injected": dict(self.faults.injected)} \
+                if self.faults else {}
+            return 200, {"requests": self.requests_served, **self.stats, **faults}
         m = re.match(r"^/__emulator__/records/([^/]+)/?$", path)
         if m and m[1] in self._records:
             return 200, self.records(m[1])
+        m = re.match(r"^/__emulator__/associations/([^/]+)/([^/]+)/?$", path)
+        if m:
+            return 200, [{"from": f, "to": t} for f, t in self.associations(m[1], m[2])]
         return 404, {"error": f"no such emulator resource: {path}"}
 
     def _route(self, method: str, path: str, query: dict, body: bytes) -> tuple[int, object]:
+        if (a := ASSOCIATIONS_PATH.match(path)) and method == "POST":
+            return self._associate(unquote(a[1]), unquote(a[2]), a[3] == "archive", body)
         m = OBJECT_PATH.match(path)
         if not m:
             return 404, _error("OBJECT_NOT_FOUND", f"No route for {method} {path}")
@@ -236,6 +289,10 @@ class HubspotEmulator(LocalServer):
             return 400, _error("VALIDATION_ERROR", f"Unable to infer object type from: {object_type}")
         if first == "batch" and second == "upsert" and method == "POST":
             return self._upsert(object_type, body)
+        if first == "batch" and second == "read" and method == "POST":
+            return self._batch_read(object_type, body)
+        if first == "batch" and second == "archive" and method == "POST":
+            return self._archive(object_type, body)
         if first and not second and method == "GET":
             return self._get(object_type, first, query.get("idProperty", [None])[0])
         if not first and method == "GET":
@@ -243,10 +300,15 @@ class HubspotEmulator(LocalServer):
         return 405, _error("VALIDATION_ERROR", f"{method} is not supported on {path}")  # emulator choice
 
     def _find(self, object_type: str, prop: str, value: str) -> str | None:
-        for rid, record in self._records[object_type].items():  # linear: the emulator holds thousands, not millions
-            if record["properties"].get(prop) == value:
-                return rid
-        return None
+        """The id of the record whose `prop` is `value` (looked up with a non-empty value of a unique property)."""
+        index = self._index.get((object_type, prop))
+        if index is None:  # built on first use, then kept up to date by _write; dropped by _load and _archive
+            index = self._index[(object_type, prop)] = {}
+            for rid, record in self._records[object_type].items():
+                value_of = record["properties"].get(prop)
+                if isinstance(value_of, str) and value_of:
+                    index.setdefault(value_of, rid)
+        return index.get(value)
 
     def _not_unique(self, object_type: str, prop: str) -> tuple[int, dict]:
         return 400, _error("VALIDATION_ERROR", f"Unable to perform update/upsert by non-unique "
@@ -297,6 +359,74 @@ class HubspotEmulator(LocalServer):
                     problems.append(_invalid(name, f"{value} is already the {name} of record {owner}", "CONFLICT"))
         return problems
 
+    def _inputs(self, body: bytes) -> list | None:
+        try:
+            doc = json.loads(body or b"null")
+        except ValueError:
+            return None
+        inputs = doc.get("inputs") if isinstance(doc, dict) else None
+        return inputs if isinstance(inputs, list) and all(isinstance(i, dict) for i in inputs) else None
+
+    def _batch_read(self, object_type: str, body: bytes) -> tuple[int, object]:
+        """POST batch/read {properties, inputs: [{id}]}: the records found, with the properties asked for."""
+        inputs = self._inputs(body)
+        if inputs is None or len(inputs) > MAX_INPUTS:
+            return 400, _error("VALIDATION_ERROR", f"Invalid input JSON: expected at most {MAX_INPUTS} inputs")
+        wanted = json.loads(body).get("properties") or []
+        started, results = _now(), []
+        for item in inputs:
+            record = self._records[object_type].get(str(item.get("id")))
+            if record is not None:
+                props = record["properties"]
+                results.append({"id": record["id"], "properties": {k: props.get(k) for k in wanted},
+                                "createdAt": record["createdAt"], "updatedAt": record.get("updatedAt"),
+                                "archived": False})
+        return 200, {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now()}
+
+    def _associate(self, from_type: str, to_type: str, remove: bool, body: bytes) -> tuple[int, object]:
+        """v4 batch associate (default type) or archive: inputs [{from: {id}, to: {id}}] (archive: to is a list)."""
+        type_id = DEFAULT_ASSOCIATION.get((from_type, to_type))
+        inputs = self._inputs(body)
+        if type_id is None:  # wording from memory of the platform
+            return 400, _error("VALIDATION_ERROR", f"Unable to infer object type from: {from_type}/{to_type}")
+        if inputs is None or len(inputs) > MAX_INPUTS:
+            return 400, _error("VALIDATION_ERROR", f"Invalid input JSON: expected at most {MAX_INPUTS} inputs")
+        started, results, errors = _now(), [], []
+        for item in inputs:
+            source = str((item.get("from") or {}).get("id"))
+            targets = item.get("to") if remove else [item.get("to")]
+            for target in [str((t or {}).get("id")) for t in targets or []]:
+                key = (from_type, source, to_type, target)
+                if remove:
+                    self._associations.discard(key)
+                    continue
+                missing = [f"{o} {i}" for o, i in ((from_type, source), (to_type, target)) if i not in self._records[o]]
+                if missing:
+                    errors.append({"status": "error", "category": "VALIDATION_ERROR",
+                                   "message": f"No such record: {', '.join(missing)}",
+                                   "context": {"fromObjectId": [source], "toObjectId": [target]}})
+                    continue
+                self._associations.add(key)
+                results.append({"from": {"id": source}, "to": {"id": target}, "associationSpec": {
+                    "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}})
+        if remove:
+            return 204, None
+        answer = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": _now()}
+        return (207, {**answer, "numErrors": len(errors), "errors": errors}) if errors else (200, answer)
+
+    def _archive(self, object_type: str, body: bytes) -> tuple[int, object]:
+        """POST batch/archive {inputs: [{id}]}: 204; an id not found is ignored (emulator choice)."""
+        inputs = self._inputs(body)
+        if inputs is None or len(inputs) > MAX_INPUTS:
+            return 400, _error("VALIDATION_ERROR", f"Invalid input JSON: expected at most {MAX_INPUTS} inputs")
+        for item in inputs:
+            if self._records[object_type].pop(str(item.get("id")), None) is not None:
+                self._index.clear()
+                self._associations = {a for a in self._associations if (a[0], a[1]) != (object_type, str(item["id"]))
+                                      and (a[2], a[3]) != (object_type, str(item["id"]))}
+                self.stats["records_archived"] = self.stats.get("records_archived", 0) + 1
+        return 204, None
+
     def _upsert(self, object_type: str, body: bytes) -> tuple[int, object]:
         started = _now()
         try:
@@ -319,7 +449,12 @@ class HubspotEmulator(LocalServer):
         results, errors = [], []
         for item in inputs:
             problems = self._check_input(object_type, item)
-            if problems:
+            if not problems and self.faults.reject():  # an injected, transient per-input failure
+                self.stats["records_rejected"] += 1
+                errors.append({"status": "error", "category": "LOCKED",
+                               "message": "The record is locked by another write; retry later (emulated fault)",
+                               "context": {"ids": [str(item.get("id"))]}})
+            elif problems:
                 self.stats["records_rejected"] += 1
                 errors.append({"status": "error", "category": "VALIDATION_ERROR",
                                "message": "Property values were not valid: " + json.dumps(problems),
@@ -345,39 +480,31 @@ class HubspotEmulator(LocalServer):
                                                "createdAt": now, "archived": False}
         self.stats["records_created" if new else "records_updated"] += 1
         record = self._records[object_type][rid]
+        for (indexed_type, prop), index in self._index.items():  # keep the lookups in step with the write
+            if indexed_type != object_type or prop not in props:
+                continue
+            old = record["properties"].get(prop)
+            if index.get(old) == rid and old != props[prop]:
+                del index[old]
+            if isinstance(props[prop], str) and props[prop]:
+                index.setdefault(props[prop], rid)
         record["properties"].update(props, hs_lastmodifieddate=now)  # "" is stored: it clears the value
         record["updatedAt"] = now
         return {**json.loads(json.dumps(record)), "new": new}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EmulatorHandler):
     server_version = "HubspotEmulator/1.0"
 
-    def log_message(self, format, *args) -> None:  # quiet: no per-request lines on stderr
-        pass
-
-    def _dispatch(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        body = self.rfile.read(length) if length > 0 else b""  # always read it, whatever the answer
+    def answer(self, body: bytes) -> tuple[int, bytes, dict]:
         parts = urlsplit(self.path)
         try:
             status, payload, headers = self.server.emulator.handle(
                 self.command, parts.path, parts.query, self.headers.get("Authorization", ""), body)
         except Exception as e:  # an emulator bug: say so to the client, as HubSpot's own 500 does
             status, payload, headers = 500, _error("INTERNAL_ERROR", f"emulator error: {e!r}"), {}
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = _dispatch
+        data = b"" if payload is None else json.dumps(payload).encode("utf-8")  # a 204 has no body
+        return status, data, {"Content-Type": "application/json;charset=utf-8", **headers}
 
 
 HubspotEmulator.request_handler = _Handler  # set here: the handler is defined below the emulator
@@ -394,11 +521,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--daily-limit", type=int, default=250_000, help="requests per day (default 250000)")
     p.add_argument("--fault-rate", type=float, default=0.0,
                    help="share of requests answered 502 or 429 at random (0-1)")
+    add_fault_arguments(p)
     args = p.parse_args(argv)
     token = args.token or os.environ.get("HUBSPOT_EMULATOR_TOKEN") or "demo-token"
     def make() -> HubspotEmulator:
         return HubspotEmulator(token, args.port, args.state_file, args.window_max, args.daily_limit, args.host,
-                               fault_rate=args.fault_rate)
+                               fault_rate=args.fault_rate, seed=args.fault_seed, faults=dict(args.fault),
+                               fault_hold_s=args.fault_hold)
 
     return serve_until_signalled(make, "hubspot", (OSError, ValueError))
 

@@ -2,7 +2,7 @@
 
 Entities are singular (`order`), their hub tables plural (`orders`). Timestamps are UTC and end in
 `_at`; calendar dates end in `_date`; money is an amount plus an ISO 4217 currency. Every row keeps the
-`source_system` and `source_id` it came from; documents point to their customer by
+`source_system` and `source_id` it came from; documents and contacts point to their customer by
 `customer_source_id` (the customer record's id in the same source system).
 """
 from __future__ import annotations
@@ -79,13 +79,24 @@ PAYMENT = Entity("payment", "payments", {
     "updated_at": TIMESTAMP,
 })
 
+CONTACT = Entity("contact", "contacts", {
+    **_KEYS,
+    # A contact person of a company customer (the people to call at a B2B customer), not a customer itself:
+    # attached to the customer record `customer_source_id` of the same source, never to identity resolution.
+    "customer_source_id": STRING,
+    "name": STRING, "given_name": STRING, "family_name": STRING, "email": STRING, "phone": STRING,
+    "job_title": STRING, "is_active": BOOLEAN, "updated_at": TIMESTAMP,
+})
+
 # Staging-only column: why a value the source sent could not be read as its field's kind ("[code] field
 # 'value' is not ..."); the staging gate quarantines such rows instead of letting the value become a null.
 PARSE_ERRORS = "parse_errors"
 
 ENTITIES: dict[str, Entity] = {e.name: e for e in (CUSTOMER_RECORD, ORDER, ORDER_LINE, INVOICE, SERVICE_TICKET,
-                                                   PAYMENT)}
+                                                   PAYMENT, CONTACT)}
 DOCUMENT_ENTITIES = ("order", "order_line", "invoice", "service_ticket", "payment")
+# Entities that belong to a customer record of their source (customer_source_id): documents and contacts.
+CUSTOMER_LINKED_ENTITIES = (*DOCUMENT_ENTITIES, "contact")
 
 ORDER_STATUSES = {"draft", "confirmed", "done", "cancelled"}
 INVOICE_KINDS = {"invoice", "credit_note"}

@@ -54,11 +54,23 @@ def _v5_matching_state(conn: Connection) -> None:
     schema.metadata.create_all(conn)  # match_pairs, match_reviews
 
 
+def _v6_retired_records(conn: Connection) -> None:
+    _add_columns(conn, schema.push_state, ["retired_at"])
+    _add_columns(conn, schema.push_receipts, ["note"])
+
+
+def _v7_contacts(conn: Connection) -> None:
+    """The contact entity's tables (contacts, stg_contacts) and the contacts' push state and receipts."""
+    schema.metadata.create_all(conn)
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
               (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
               (4, "order line and payment tables", _v4_new_entity_tables),
-              (5, "record fingerprints, scored pairs and the review queue", _v5_matching_state)]
+              (5, "record fingerprints, scored pairs and the review queue", _v5_matching_state),
+              (6, "retired CRM records; receipt notes", _v6_retired_records),
+              (7, "contacts: entity tables, push state and receipts", _v7_contacts)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -112,15 +112,35 @@ push_state = Table(
     Column("target", String(64), nullable=False), Column("customer_id", KEY_TYPE, nullable=False),
     Column("payload_hash", String(64)), Column("crm_id", String(64)), Column("confirmed_at", DateTime),
     Column("payload", Text),  # JSON of the last confirmed payload: what `push --dry-run` compares field by field
+    Column("retired_at", DateTime),  # when its record was flagged or archived (merged away, inactive, gone)
     PrimaryKeyConstraint("target", "customer_id"))
+
+# Contact persons pushed to a target (erp2crm/contacts.py): keyed by the contact's CRM external id (`contact_key`,
+# "<source_system>:<source_id>" of the source record that represents it), with the unified customer whose account
+# it was linked to at its last confirmed write.
+contact_push_state = Table(
+    "contact_push_state", metadata,
+    Column("target", String(64), nullable=False), Column("contact_key", KEY_TYPE, nullable=False),
+    Column("customer_id", KEY_TYPE), Column("payload_hash", String(64)), Column("crm_id", String(64)),
+    Column("confirmed_at", DateTime), Column("payload", Text),
+    PrimaryKeyConstraint("target", "contact_key"))
+
+contact_receipts = Table(
+    "contact_receipts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", KEY_TYPE, index=True), Column("target", String(64)), Column("contact_key", KEY_TYPE),
+    Column("customer_id", KEY_TYPE),
+    Column("result", String(16)),  # created | updated | unchanged | skipped | deferred | rejected | unsent
+    Column("crm_id", String(64)), Column("error", Text), Column("payload_hash", String(64)),
+    Column("pushed_at", DateTime), Column("note", Text))
 
 push_receipts = Table(
     "push_receipts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", KEY_TYPE, index=True), Column("target", String(64)), Column("customer_id", KEY_TYPE),
-    Column("result", String(16)),  # created | updated | unchanged | rejected
+    Column("result", String(16)),  # created | updated | unchanged | retired | skipped | rejected
     Column("crm_id", String(64)), Column("error", Text), Column("payload_hash", String(64)),
-    Column("pushed_at", DateTime))
+    Column("pushed_at", DateTime), Column("note", Text))  # why a record was retired (merged into …) or skipped
 
 runs = Table(
     "runs", metadata,

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, delete, func, insert, select, tuple_, upda
 from sqlalchemy.engine import URL, Engine, make_url
 
 from erp2crm.canonical import ENTITIES, PARSE_ERRORS
-from hub import migrations, schema
+from hub import bulk, migrations, schema
 from hub.frames import coerce, for_sql
 
 
@@ -54,11 +54,11 @@ class HubStore:
             for chunk in chunks:
                 if chunk.empty:
                     continue
-                frame = for_sql(coerce(chunk, fields), fields)
+                frame = coerce(chunk, fields)
                 frame.insert(0, "run_id", run_id)
                 errors = chunk[PARSE_ERRORS] if PARSE_ERRORS in chunk else pd.Series(None, index=chunk.index)
                 frame[PARSE_ERRORS] = errors.astype(object).where(errors.notna(), None).to_numpy()
-                conn.execute(insert(table), frame.to_dict("records"))
+                bulk.insert_frame(conn, table, frame)
                 rows += len(frame)
         return rows
 
@@ -83,10 +83,11 @@ class HubStore:
         """Make `df` the current version of its rows (keyed by source_system, source_id)."""
         if df.empty:
             return 0
-        fields = ENTITIES[entity].fields
-        frame = for_sql(coerce(df, fields), fields)
+        keys = ("source_system", "source_id")
+        frame = coerce(df, ENTITIES[entity].fields).drop_duplicates(list(keys), keep="last")
         frame["run_id"] = run_id
-        self.upsert_rows(schema.ENTITY_TABLES[entity].name, frame.to_dict("records"), ("source_system", "source_id"))
+        with self.engine.begin() as conn:
+            bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], frame, keys)
         return len(frame)
 
     def delete_entity_rows(self, entity: str, keys: pd.DataFrame) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from erp2crm.canonical import (CUSTOMER_RECORD, INVOICE_KINDS, INVOICE_STATUSES, ORDER_STATUSES, PARSE_ERRORS,
+from erp2crm.canonical import (CONTACT, CUSTOMER_RECORD, INVOICE_KINDS, INVOICE_STATUSES, ORDER_STATUSES, PARSE_ERRORS,
                                PAYMENT_STATUSES, STRING, TICKET_PRIORITIES, TICKET_STATUSES)
 from quality.currencies import ACCEPTED_CURRENCIES
 
@@ -59,7 +59,7 @@ MOJIBAKE_REGEX = "Ã[\u0080-\u00bf\u0152-\u2122]|Â[\u0080-\u00bf]|â€|\ufffd"
 CONTROL_REGEX = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 # A spreadsheet formula if the CRM's users export the field to CSV (OWASP "CSV injection").
 FORMULA_REGEX = "^[=+\-@\t\r]"
-FORMULA_FIELDS = ("name", "given_name", "family_name", "company_name", "street", "city", "region")
+FORMULA_FIELDS = ("name", "given_name", "family_name", "company_name", "street", "city", "region", "job_title")
 MAX_AMOUNT = 1e11  # per document, in any currency: larger is a unit or typing error, not a sale
 EARLIEST_DOCUMENT = "1950-01-01"  # business documents older than this are a date error
 EARLIEST_BIRTH = "1900-01-01"
@@ -214,6 +214,13 @@ def _is(column: str, value: str):
     return Column(column) == value
 
 
+def _no_email():
+    """GX row condition "email is null" (a contact needs a name only when it has no e-mail)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    return Column("email").is_null()
+
+
 def _specs() -> dict[str, SuiteSpec]:
     currency_what = "an active ISO 4217 currency code"
     not_credit_note = _not("kind", "credit_note")
@@ -326,6 +333,19 @@ def _specs() -> dict[str, SuiteSpec]:
             not_null("paid_date", "missing_date"),
             plausible_date("paid_date", ahead_days=1),
         ), helpers=(CUSTOMER_KNOWN,)),
+        SuiteSpec("contact", (
+            *staging_key_rules(),
+            *parse_rules(),
+            not_null("name", "missing_name", reason="neither a name nor an email", row_condition=_no_email()),
+            Rule("ExpectColumnValuesToMatchRegex", {"column": "name", "regex": NOT_BLANK, "row_condition": _no_email()},
+                 "missing_name", QUARANTINE, "neither a name nor an email"),
+            Rule("ExpectColumnValuesToMatchRegex", {"column": "email", "regex": EMAIL_OR_BLANK_REGEX},
+                 "malformed_email", QUARANTINE, "email {value!r} is malformed"),
+            Rule("ExpectColumnValuesToMatchRegex", {"column": "phone", "regex": PHONE_OR_BLANK_REGEX},
+                 "malformed_phone", QUARANTINE, "phone {value!r} is not a telephone number"),
+            orphan_rule(),
+            *text_hygiene(),
+        ), helpers=(CUSTOMER_KNOWN, TEXT_HELPER), text_fields=tuple(_text_fields(CONTACT))),
         SuiteSpec("unified_customer", (
             *required_text("customer_id", "missing_key"),
             Rule("ExpectColumnValuesToBeUnique", {"column": "customer_id"}, "duplicate_key", QUARANTINE,
@@ -362,8 +382,8 @@ def specs() -> dict[str, SuiteSpec]:
     return _SPECS
 
 
-SUITE_NAMES = ("customer_record", "order", "order_line", "invoice", "service_ticket", "payment", "unified_customer",
-               "profile")
+SUITE_NAMES = ("customer_record", "order", "order_line", "invoice", "service_ticket", "payment", "contact",
+               "unified_customer", "profile")
 
 
 def get_spec(name: str) -> SuiteSpec:

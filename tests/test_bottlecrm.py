@@ -62,7 +62,7 @@ def _payloads(count: int, tag: str, **changes) -> list[dict]:
 def _as_payload(account: dict) -> dict:
     """An account as BottleCRM answers it, keyed like a payload."""
     return {k: (account["custom_fields"].get(k[len("custom_fields."):]) if k.startswith("custom_fields.")
-                else account[k]) for k in [EXT, *MAPPING.fields]}
+                else account[k]) for k in [EXT, *MAPPING.fields, MAPPING.status_field, MAPPING.merged_into_field]}
 
 
 def _read_back(server, crm_id: str) -> dict:
@@ -79,7 +79,8 @@ def _accounts_with(server, customer_id: str) -> list[str]:
 
 def test_check_proves_url_token_and_customer_id_field(bottlecrm):
     sink = _sink(bottlecrm)
-    assert sink.check()["custom_fields"] == len(MAPPING.fields) - 7 + 1  # 7 built-in fields, plus the id field
+    # 7 built-in fields; plus the id, status and merged-into fields
+    assert sink.check()["custom_fields"] == len(MAPPING.fields) - 7 + 3
     assert sink.client.requests_sent == 1
 
 
@@ -248,3 +249,103 @@ def test_the_push_flow_updates_by_the_stored_crm_id(bottlecrm, tmp_path, monkeyp
     assert (second["sent"], second["updated"], second["unchanged"]) == (1, 1, 2)
     assert second["api_calls"] == 2  # the custom field check, then one PATCH by the stored id
     assert _read_back(bottlecrm, crm_ids[changed])["custom_fields.erp2crm_segment"] == "vip"
+
+
+def test_a_merged_customer_is_flagged_and_fill_if_empty_keeps_a_crm_users_value(bottlecrm, tmp_path, monkeypatch):
+    """Against the real server: a record whose customer was merged into another is flagged with its survivor,
+    and a fill-if-empty field read back from BottleCRM is not overwritten once a user has set it."""
+    import yaml
+
+    from erp2crm.config import TargetConfig
+    from erp2crm.push import push
+    from hub import HubStore
+
+    monkeypatch.setenv("AIRFLOW_CONN_BOTTLECRM_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": bottlecrm.url, "password": bottlecrm.token}))
+    mapping = yaml.safe_load((MAPPINGS / "bottlecrm.yaml").read_text())
+    mapping["fields"]["phone"] = {"from": "phone", "owner": "fill_if_empty"}
+    (tmp_path / "bottlecrm.yaml").write_text(yaml.safe_dump(mapping))
+    target = TargetConfig(name="bottlecrm", kind="bottlecrm", mapping=str(tmp_path / "bottlecrm.yaml"))
+    hub = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.migrate()
+    tag = uuid.uuid4().hex[:6]
+    survivor, merged = f"{tag}-0", f"{tag}-1"
+
+    def put(profiles, merges=None):
+        hub.replace_rows("customers", [{"customer_id": c, "is_active": True, "held": False} for c in profiles])
+        hub.replace_rows("profiles", [{"customer_id": c, "profile": json.dumps({"customer_id": c, **p}),
+                                       "push_ready": True} for c, p in profiles.items()])
+        for new, olds in (merges or {}).items():
+            hub.insert_rows("customer_events", [{"run_id": "r", "event": "merged", "customer_id": new,
+                                                 "previous_ids": json.dumps(olds)}])
+
+    put({survivor: _profile(0, tag), merged: _profile(1, tag)})
+    assert push(hub, "r1", target)["created"] == 2
+    crm_ids = hub.read_table("push_state").set_index("customer_id")["crm_id"].to_dict()
+    user_phone = "+49 30 5550000"
+    assert bottlecrm.api("PATCH", f"accounts/{crm_ids[survivor]}/", json={"phone": user_phone}).status_code == 200
+
+    put({survivor: _profile(0, tag, phone="+49 30 1111111", segment="vip")}, merges={survivor: [merged]})
+    result = push(hub, "r2", target)
+    assert (result["updated"], result["retired"], result["rejected"]) == (1, 1, 0)
+    kept = _read_back(bottlecrm, crm_ids[survivor])
+    assert (kept["phone"], kept["custom_fields.erp2crm_segment"]) == (user_phone, "vip")
+    flagged = bottlecrm.api("GET", f"accounts/{crm_ids[merged]}/").json()["account_obj"]["custom_fields"]
+    assert (flagged["erp2crm_status"], flagged["erp2crm_merged_into"]) == ("merged", survivor)
+    assert _accounts_with(bottlecrm, merged) == [crm_ids[merged]]  # flagged in place, not duplicated
+
+
+def test_contacts_are_linked_to_their_account_and_follow_a_merge(bottlecrm, tmp_path, monkeypatch):
+    """Contact persons after their accounts, against the real server: each a BottleCRM Contact whose `account` is its
+    customer's account, found again by its contact key when the confirmation was lost (no duplicate), not sent when
+    unchanged, and moved to the survivor's account when its customer is merged into another."""
+    import pandas as pd
+
+    from erp2crm.config import TargetConfig
+    from erp2crm.push import push
+    from hub import HubStore
+
+    monkeypatch.setenv("AIRFLOW_CONN_BOTTLECRM_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": bottlecrm.url, "password": bottlecrm.token}))
+    hub = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.migrate()
+    tag = uuid.uuid4().hex[:6]
+    first_customer, second_customer = f"{tag}-0", f"{tag}-1"
+    target = TargetConfig(name="bottlecrm", kind="bottlecrm")
+
+    def put(records: dict, profiles: list[str], merges=None):
+        hub.replace_rows("customers", [{"customer_id": c, "is_active": True, "held": False} for c in profiles])
+        hub.replace_rows("profiles", [{"customer_id": c, "profile": json.dumps({"customer_id": c, **_profile(n, tag)}),
+                                       "push_ready": True} for n, c in enumerate(profiles)])
+        hub.replace_rows("crosswalk", [{"source_system": "odoo", "source_id": r, "customer_id": c}
+                                       for r, c in records.items()])
+        for new, olds in (merges or {}).items():
+            hub.insert_rows("customer_events", [{"run_id": "r", "event": "merged", "customer_id": new,
+                                                 "previous_ids": json.dumps(olds)}])
+
+    people = [("101", "1", "王伟", f"wei.wang.{tag}@example.cn"), ("102", "2", "Anna Schmidt", f"anna.{tag}@example.de")]
+    hub.upsert_entity("contact", pd.DataFrame([
+        {"source_system": "odoo", "source_id": i, "customer_source_id": p, "name": n, "email": e, "job_title": "Buyer",
+         "is_active": True, "updated_at": pd.Timestamp("2026-01-01", tz="UTC")} for i, p, n, e in people]), "r")
+    put({"1": first_customer, "2": second_customer}, [first_customer, second_customer])
+    first = push(hub, "r1", target)
+    assert (first["created"], first["contacts"]["created"], first["contacts"]["rejected"]) == (2, 2, 0)
+    accounts = hub.read_table("push_state").set_index("customer_id")["crm_id"].to_dict()
+
+    def contact(key: str) -> dict:
+        page = bottlecrm.api("GET", "contacts/", params={"cf_erp2crm_contact_id": key}).json()
+        assert page["count"] == 1, page["count"]  # never a duplicate
+        return page["results"][0]
+
+    wang = contact("odoo:101")
+    assert (wang["account"], wang["first_name"], wang["last_name"], wang["email"], wang["title"]) == \
+        (accounts[first_customer], "伟", "王", f"wei.wang.{tag}@example.cn", "Buyer")
+    assert contact("odoo:102")["account"] == accounts[second_customer]
+    assert push(hub, "r2", target)["contacts"]["sent"] == 0
+
+    hub.replace_rows("contact_push_state", [])  # lost confirmations: found by their key and updated
+    assert push(hub, "r3", target)["contacts"]["updated"] == 2
+    put({"1": first_customer, "2": first_customer}, [first_customer], merges={first_customer: [second_customer]})
+    moved = push(hub, "r4", target)
+    assert (moved["retired"], moved["contacts"]["updated"], moved["contacts"]["unchanged"]) == (1, 1, 1)
+    assert contact("odoo:102")["account"] == accounts[first_customer]

@@ -83,7 +83,9 @@ def names_close(a: str, b: str) -> bool:
 def customer_records(out: Path) -> list[dict]:
     """Every customer record with its raw strong keys, read straight from the three databases."""
     records = []
-    for rid, name, vat, email, phone in query(out, "odoo", "SELECT id, name, vat, email, phone FROM res_partner"):
+    # Partners with a parent are contact persons of a company, not customer records.
+    for rid, name, vat, email, phone in query(out, "odoo", "SELECT id, name, vat, email, phone FROM res_partner "
+                                                           "WHERE parent_id IS NULL"):
         records.append(dict(system="odoo", id=str(rid), name=name, taxes=[vat], emails=[email], phones=[phone]))
     for row in query(out, "erpnext", 'SELECT name, customer_name, tax_id, email_id, mobile_no FROM "tabCustomer"'):
         records.append(dict(system="erpnext", id=row[0], name=row[1], taxes=[row[2]], emails=[row[3]], phones=[row[4]]))
@@ -276,6 +278,11 @@ def detected_defects(out: Path) -> set[tuple[str, str, str, str]]:
     add("erpnext", "service_ticket", "orphan_customer", f'SELECT name FROM "tabIssue" WHERE {erp_orphan}')
     add("erpnext", "order", "orphan_customer", f'SELECT name FROM "tabSales Order" WHERE {erp_orphan}')
 
+    add("odoo", "contact", "orphan_customer", "SELECT id FROM res_partner WHERE parent_id IS NOT NULL AND parent_id NOT IN "
+                                              "(SELECT id FROM res_partner WHERE parent_id IS NULL)")
+    add("erpnext", "contact", "orphan_customer", 'SELECT parent FROM "tabDynamic Link" WHERE link_doctype = \'Customer\' '
+                                                 'AND link_name NOT IN (SELECT name FROM "tabCustomer")')
+
     tryton_orphan = "NOT IN (SELECT id FROM party_party)"
     add("tryton", "order", "negative_amount", "SELECT id FROM sale_sale WHERE total_amount_cache < 0")
     add("tryton", "order", "unknown_currency", "SELECT s.id FROM sale_sale s JOIN currency_currency c "
@@ -303,6 +310,7 @@ def test_bad_rows_cover_every_defect_and_every_system(demo):
         ("order", "negative_amount"), ("order", "unknown_currency"),
         ("invoice", "due_before_issue"), ("invoice", "orphan_customer"),
         ("service_ticket", "closed_before_opened"), ("service_ticket", "orphan_customer"),
+        ("contact", "orphan_customer"),
     }
     assert min(kinds.values()) >= 2
     assert {r["source_system"] for r in rows} == set(SYSTEMS)
@@ -362,7 +370,7 @@ TIMESTAMPS = {
     "odoo": {"res_partner": ("create_date", "write_date"), "sale_order": ("create_date", "write_date"),
              "account_move": ("create_date", "write_date"), "helpdesk_ticket": ("create_date", "write_date")},
     "erpnext": {t: ("creation", "modified") for t in ("tabAddress", "tabCustomer", "tabSales Order",
-                                                       "tabSales Invoice", "tabIssue")},
+                                                       "tabSales Invoice", "tabIssue", "tabContact", "tabDynamic Link")},
     "tryton": {t: ("create_date", "write_date") for t in ("party_party", "sale_sale", "account_invoice",
                                                            "sale_complaint")},
 }
@@ -400,6 +408,37 @@ def test_counts_are_in_the_expected_range(demo):
     assert 2000 <= sum(counts["invoices"].values()) <= 3500
     assert 450 <= sum(counts["service_tickets"].values()) <= 800
     assert seconds < 4  # about 0.5 s on the project machines; generous for slow CI
+
+
+def test_contacts_belong_to_company_customers_with_noise(demo):
+    """A few contact persons per company customer, in Odoo (partners with a parent) and ERPNext (Contacts with a
+    Customer link); the same person under one real customer in two ERPs carries the same normalised e-mail."""
+    out, counts, _ = demo
+    gt = truth(out)
+    companies = {("odoo", str(i)) for (i,) in query(out, "odoo", "SELECT id FROM res_partner WHERE parent_id IS NULL "
+                                                                  "AND is_company = 1")}
+    companies |= {("erpnext", n) for (n,) in query(out, "erpnext", 'SELECT name FROM "tabCustomer" '
+                                                                   "WHERE customer_type = 'Company'")}
+    contacts = [("odoo", str(p), e) for p, e in query(out, "odoo", "SELECT parent_id, email FROM res_partner "
+                                                                   "WHERE parent_id IS NOT NULL")]
+    contacts += [("erpnext", p, e) for p, e in query(out, "erpnext", 'SELECT l.link_name, c.email_id FROM "tabContact" c '
+                                                                     'JOIN "tabDynamic Link" l ON l.parent = c.name')]
+    assert counts["contacts"]["odoo"] + counts["contacts"]["erpnext"] == len(contacts) and 250 <= len(contacts) <= 500
+    orphans = {(r["source_system"], r["source_id"]) for r in read_csv(out / "bad_rows.csv") if r["entity"] == "contact"}
+    linked = [(s, p, e) for s, p, e in contacts if (s, p) in gt]
+    assert len(contacts) - len(linked) == len(orphans) == 2
+    assert all((s, p) in companies for s, p, _ in linked)  # never of a person customer
+    bad_customers = {(r["source_system"], r["source_id"]) for r in read_csv(out / "bad_rows.csv")
+                     if r["entity"] == "customer_record"}
+    assert not any((s, p) in bad_customers for s, p, _ in linked)
+    assert sum(e is None for _, _, e in contacts) > 10  # some without an e-mail
+    assert any(e != e.strip() or e != e.lower() for _, _, e in contacts if e)
+    owners = defaultdict(set)  # a person's e-mail belongs to one real customer, and some appear in two ERPs
+    for s, p, e in linked:
+        if e:
+            owners[norm_email(e)].add((gt[(s, p)], s))
+    assert all(len({tid for tid, _ in v}) == 1 for v in owners.values())
+    assert sum(len({system for _, system in v}) == 2 for v in owners.values()) >= 10
 
 
 # ---------------------------------------------------------------- identifiers and vocabulary
@@ -440,8 +479,8 @@ EXPECTED_COLUMNS = {
     "odoo": {
         "res_country": "id code name",
         "res_currency": "id name",
-        "res_partner": "id name email phone vat ref is_company parent_id commercial_partner_id street city zip "
-                       "country_id active create_date write_date",
+        "res_partner": "id name email phone vat ref is_company parent_id commercial_partner_id type function street "
+                       "city zip country_id active create_date write_date",
         "sale_order": "id name partner_id date_order state amount_total currency_id create_date write_date",
         "account_move": "id name move_type state payment_state partner_id invoice_date invoice_date_due amount_total "
                         "amount_residual currency_id create_date write_date",
@@ -470,6 +509,8 @@ EXPECTED_COLUMNS = {
         "tabPayment Entry": "name payment_type party_type party posting_date paid_amount paid_from_account_currency "
                             "docstatus creation modified",
         "tabPayment Entry Reference": "name parent reference_doctype reference_name allocated_amount creation modified",
+        "tabContact": "name first_name last_name email_id phone mobile_no designation is_primary_contact creation modified",
+        "tabDynamic Link": "name parent parenttype parentfield link_doctype link_name link_title idx creation modified",
     },
     "tryton": {
         "country_country": "id code",

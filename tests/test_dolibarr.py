@@ -17,7 +17,7 @@ from connectors.mapping import load_mapping
 from connectors.sql import SqlSource
 from connectors.window import Window
 from demodata import generate
-from demodata.dolibarr import SCHEMA, dolibarr_database, erpnext_system, load_mariadb, write
+from demodata.dolibarr import SCHEMA, dolibarr_database, erpnext_contacts, erpnext_system, load_mariadb, write
 from erp2crm.paths import MAPPINGS
 from servers.database import admin_engine_or_skip
 
@@ -104,7 +104,8 @@ def test_mariadb_tables_have_dolibarr_20_types(dolibarr):
             assert found[(table, column)][0] == MARIADB_TYPES[kind.split("(")[0]], (table, column)
             assert (found[(table, column)][1] == "NO") == ("NOT NULL" in spec or "PRIMARY KEY" in spec), (table, column)
     stamped = {t for (t, c) in found if c == "tms"}
-    assert stamped == {"llx_societe", "llx_commande", "llx_facture", "llx_paiement", "llx_product", "llx_ticket"}
+    assert stamped == {"llx_societe", "llx_commande", "llx_facture", "llx_paiement", "llx_product", "llx_ticket",
+                       "llx_socpeople"}
     for table in stamped:  # a real last-modification timestamp, as Dolibarr declares it
         kind, _, default, extra = found[(table, "tms")]
         assert kind == "timestamp" and default.lower().startswith("current_timestamp"), table
@@ -245,8 +246,33 @@ def test_check_counts_every_stream(source, dolibarr, truth):
     with dolibarr.connect() as conn:
         lines, allocations = (conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
                               for t in ("llx_commandedet", "llx_paiement_facture"))
-    assert source.check() == {"customer_record": len(records), "order": len(docs.orders), "order_line": lines,
-                              "invoice": len(invoices), "service_ticket": len(docs.tickets), "payment": allocations}
+    contacts = [c for c in erpnext_contacts(N_CUSTOMERS, SEED) if c.record is not None]
+    assert source.check() == {"customer_record": len(records), "contact": len(contacts), "order": len(docs.orders),
+                              "order_line": lines, "invoice": len(invoices), "service_ticket": len(docs.tickets),
+                              "payment": allocations}
+
+
+def test_contacts_of_customers_only(source, dolibarr):
+    """Contacts come from llx_socpeople with their third party; an orphan cannot exist (fk_socpeople_fk_soc), and
+    the contacts of a supplier or without a third party are not read."""
+    contacts = erpnext_contacts(N_CUSTOMERS, SEED)
+    assert any(c.record is None for c in contacts)  # the ERPNext system's orphan: left out here
+    linked = [c for c in contacts if c.record is not None]
+    frame = _read(source, "contact")
+    expected = {str(n): {"customer_source_id": str(c.record.id), "given_name": c.first_name, "family_name": c.last_name,
+                         "email": c.email.strip() if c.email and c.email.strip() else c.email, "job_title": c.job_title,
+                         "is_active": c.active, "updated_at": _utc(c.written)} for n, c in enumerate(linked, 1)}
+    assert _mismatches(frame.assign(email=frame["email"].str.strip()), expected) == []
+    assert frame["phone"].notna().any() and not frame["is_active"].all()
+    with dolibarr.begin() as conn:
+        supplier = conn.execute(text("SELECT rowid FROM llx_societe WHERE client = 0")).scalar()
+        conn.execute(text("INSERT INTO llx_socpeople (rowid, fk_soc, lastname, entity, statut) VALUES "
+                          "(9001, :s, 'Supplier Person', 1, 1), (9002, NULL, 'Nobody''s Person', 1, 1)"), {"s": supplier})
+    try:
+        assert set(_read(source, "contact").index) == set(expected)
+    finally:
+        with dolibarr.begin() as conn:
+            conn.execute(text("DELETE FROM llx_socpeople WHERE rowid IN (9001, 9002)"))
 
 
 def test_order_lines_and_payments_add_up_and_take_their_parents_time(source, truth):

@@ -71,8 +71,11 @@ def _all(source, entity, window=None, chunk_size=50_000) -> pd.DataFrame:
 def test_api_and_sql_give_the_same_canonical_rows(emulator, demo_db, page_size):
     api, sql = _api(emulator), _sql(demo_db)
     api.page_size = page_size  # 7: many pages per stream and per lookup DocType
-    assert api.check() == sql.check()
-    for entity in sql.mapping.streams:
+    # The REST mapping reads every stream of the SQL one but contacts (Contacts are tied to customers through a
+    # child table, which the REST mapping does not read).
+    assert set(sql.mapping.streams) - set(api.mapping.streams) == {"contact"}
+    assert api.check() == {e: n for e, n in sql.check().items() if e != "contact"}
+    for entity in api.mapping.streams:
         by_api, by_sql = _all(api, entity), _all(sql, entity)
         assert len(by_api) > 0, entity
         pd.testing.assert_frame_equal(by_api, by_sql, obj=entity)

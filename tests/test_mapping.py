@@ -64,6 +64,13 @@ INVALID = [
      "only the sql connector reads a parent's timestamp"),
     (VALID.replace("    updated_at: write_date\n", "    updated_at: write_date\n    updated_from: {table: t, key: id}\n"),
      "updated_from.column: Field required"),
+    (VALID.replace("    where: {kind: [sale, refund]}", "    present: [kind]\n    absent: [kind]"),
+     "kind cannot be both present and absent"),
+    (VALID.replace("source: shop\n", "source: shop\nconnector: odoo_rpc\n").replace(
+        "    where: {kind: [sale, refund]}", "    exists: {table: partners, key: id, column: partner_id}"),
+     "only the sql connector filters on another table"),
+    (VALID.replace("    where: {kind: [sale, refund]}", "    exists: {table: partners, key: id}"),
+     "exists.column: Field required"),
     ("streams: [1, 2\n", "not valid YAML"),
     ("- a\n- b\n", "expected a mapping at the top level"),
 ]
@@ -187,3 +194,22 @@ def test_lookup_keys_match_when_the_key_column_reads_as_floats(tmp_path, shop):
     con.close()
     customers = _all(SqlSource("shop", shop.mapping, shop.engine), "customer_record").set_index("source_id")
     assert customers.at["1", "country"] == "CN" and customers.at["2", "country"] == "DE"
+
+
+def test_absent_and_exists_select_rows(shop, tmp_path):
+    """`absent` keeps rows whose column holds no value; `exists` keeps rows with a matching row in another table
+    (here: partners never written since created, and the orders of partners not archived)."""
+    mapping = yaml.safe_load(VALID)
+    mapping["streams"]["customer_record"]["absent"] = ["write_date"]
+    mapping["streams"]["order"]["exists"] = {"table": "partners", "key": "id", "column": "partner_id",
+                                             "where": {"archived": 0}}
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    source = SqlSource("shop", load_mapping(path), shop.engine)
+    assert list(_all(source, "customer_record")["source_id"]) == ["2", "3"]  # 1 has a write_date
+    assert list(_all(source, "order")["source_id"]) == ["10", "11", "13"]  # 12 is of archived partner 2
+    assert source.check() == {"customer_record": 2, "order": 3}
+    mapping["streams"]["order"]["exists"]["column"] = "partner"
+    path.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(ConfigError, match="streams.order.exists: column 'partner' does not exist in table 'orders'"):
+        SqlSource("shop", load_mapping(path), shop.engine).check()

@@ -168,7 +168,7 @@ def test_push_command_previews_only(hub, crm, tmp_path):
     url = str(hub.engine.url)
     result = CliRunner().invoke(main, ["push", "--dry-run", "--hub", url])
     assert result.exit_code == 0, result.output
-    assert "salesforce: 1 to create, 0 to update, 0 unchanged" in result.output and "Name='Acme'" in result.output
+    assert "salesforce (upsert): 1 to create, 0 to update, 0 to retire, 0 skipped, 0 unchanged" in result.output and "Name='Acme'" in result.output
     assert crm.stats["requests"] == 0
     refused = CliRunner().invoke(main, ["push", "--hub", url])
     assert refused.exit_code == 2 and "--dry-run" in refused.output

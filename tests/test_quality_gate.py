@@ -265,6 +265,36 @@ def test_service_ticket_suite():
     assert result.quarantined.loc["r2", "reason"].startswith("closed_at (2026-01-05 08:59:00+00:00) is before")
 
 
+def contact(sid: str, **over) -> dict:
+    row = dict(source_system="odoo", source_id=sid, customer_source_id="c1", name="Wang Wei", given_name=None,
+               family_name=None, email=f" Wang.Wei{sid}@Example.cn ", phone="+86 138 0013 8000", job_title="采购经理",
+               is_active=True, updated_at=T0)
+    row.update(over)
+    return row
+
+
+def test_contact_suite():
+    rows = [
+        contact("1"), contact("2", name=None), contact("3", email=None, phone=None, job_title=None),  # all good
+        contact("4", name=None, email=None),  # r3: neither a name nor an email
+        contact("5", name="  ", email=None),  # r4
+        contact("6", email="wang@@example"),  # r5
+        contact("7", phone="ask reception"),  # r6
+        contact("8", customer_source_id="c404"),  # r7: an unknown company
+        contact("9", customer_source_id=None),  # r8
+        contact("10", job_title="=1+2"),  # r9
+        contact("11", source_id=None),  # r10
+    ]
+    df = _frame("contact", rows)
+    result = validate(df, "contact", known_customers=KNOWN)
+    check(result, df, {
+        "r3": "missing_name", "r4": "missing_name", "r5": "malformed_email", "r6": "malformed_phone",
+        "r7": "orphan_customer", "r8": "orphan_customer", "r9": "formula_injection", "r10": "missing_key",
+    })
+    assert result.quarantined.loc["r3", "reason"] == "neither a name nor an email"
+    assert result.quarantined.loc["r7", "reason"] == "customer_source_id 'c404' is not a known customer of odoo"
+
+
 def test_unified_customer_suite():
     rows = [unified("U1"), unified("U2", email=None), unified(None), unified("U4"), unified("U4"),
             unified("U6", name=""), unified("U7", email="c@example"), unified("U8", name=None, email="x")]

@@ -45,11 +45,12 @@ CLONE_SETUP = """
 import json
 from common.models import CustomFieldDefinition, PersonalAccessToken, Profile
 profile = Profile.objects.get(user__email={login!r})
-for key, field_type in json.loads({fields!r}).items():
-    CustomFieldDefinition.objects.create(org=profile.org, target_model="Account", key=key, label=key,
+for model, key, field_type in json.loads({fields!r}):
+    CustomFieldDefinition.objects.create(org=profile.org, target_model=model, key=key, label=key,
                                          field_type=field_type, is_filterable=True)
 raw, _ = PersonalAccessToken.generate(profile, "erp2crm tests",
-                                      scopes=["accounts:read", "accounts:write", "custom-fields:read"])
+                                      scopes=["accounts:read", "accounts:write", "contacts:read", "contacts:write",
+                                              "custom-fields:read"])
 print(raw)
 """
 
@@ -78,14 +79,20 @@ class BottleCrmServer:
                                 headers={"Authorization": f"Bearer {token or self.token}"}, **kwargs)
 
 
-def custom_fields() -> dict[str, str]:
-    """Custom field key → BottleCRM field type, for every `custom_fields.<key>` the outbound mapping writes."""
+def custom_fields() -> list[tuple[str, str, str]]:
+    """(model, custom field key, BottleCRM field type) for every `custom_fields.<key>` the outbound mapping writes:
+    the Account's, and the Contact's of its contacts section."""
     mapping = yaml.safe_load(MAPPING.read_text())
-    out = {}
-    for crm_field, profile_field in [(mapping["external_id_field"], None), *mapping["fields"].items()]:
-        if crm_field.startswith("custom_fields."):
-            kind = "number" if profile_field in NUMBERS else "checkbox" if profile_field in CHECKBOXES else "text"
-            out[crm_field.split(".", 1)[1]] = kind
+    out = []
+    for model, section in (("Account", mapping), ("Contact", mapping.get("contacts") or {})):
+        if not section:
+            continue
+        rules = {k: v.get("from") if isinstance(v, dict) else v for k, v in section["fields"].items()}
+        flags = [(section[k], None) for k in ("status_field", "merged_into_field") if section.get(k)]
+        for crm_field, source in [(section["external_id_field"], None), *rules.items(), *flags]:
+            if crm_field.startswith("custom_fields."):
+                kind = "number" if source in NUMBERS else "checkbox" if source in CHECKBOXES else "text"
+                out.append((model, crm_field.split(".", 1)[1], kind))
     return out
 
 

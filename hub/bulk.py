@@ -1,0 +1,91 @@
+"""Bulk writes of coerced frames into hub tables, without SQLAlchemy's per-row, per-column Python work.
+
+SQLite: one `executemany` of plain tuples on the driver connection (timestamps as the text SQLAlchemy's SQLite
+DATETIME stores and reads back, booleans as 0/1), upserts as INSERT OR REPLACE on the primary key.
+PostgreSQL: COPY (upserts: COPY into a temporary table, then INSERT ... ON CONFLICT DO UPDATE).
+Other databases: SQLAlchemy's executemany, deleting the keys first for an upsert.
+All of it inside the caller's transaction.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Boolean, Date, DateTime, Table, delete, insert, tuple_
+from sqlalchemy.engine import Connection
+
+
+def _column_values(col: pd.Series, sql_type, dialect: str) -> np.ndarray:
+    """One column as an object array of driver-ready values (None for missing)."""
+    if isinstance(sql_type, (DateTime, Date)) and dialect == "sqlite":
+        stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        text = np.datetime_as_string(stamps, unit="us" if isinstance(sql_type, DateTime) else "D")
+        text = np.char.replace(text, "T", " ").astype(object)
+        text[np.isnat(stamps)] = None
+        return text
+    if isinstance(sql_type, (DateTime, Date)):  # PostgreSQL: datetime and date objects
+        stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None)
+        values = (stamps.dt.date if isinstance(sql_type, Date) else stamps.dt.to_pydatetime()).astype(object) \
+            if len(stamps) else stamps.astype(object)
+        out = np.array(values, dtype=object)  # a copy: pandas hands out read-only views
+        out[stamps.isna().to_numpy()] = None
+        return out
+    values = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+    if isinstance(sql_type, Boolean) and dialect == "sqlite":
+        return np.array([None if v is None else int(bool(v)) for v in values], dtype=object)
+    return values
+
+
+def _rows(conn: Connection, table: Table, frame: pd.DataFrame) -> tuple[list[str], list[tuple]]:
+    columns = [c for c in frame.columns if c in table.c]
+    dialect = conn.dialect.name
+    arrays = [_column_values(frame[c], table.c[c].type, dialect) for c in columns]
+    return columns, list(zip(*arrays))
+
+
+def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    _write(conn, table, frame, keys=None)
+
+
+def upsert_frame(conn: Connection, table: Table, frame: pd.DataFrame, keys: tuple[str, ...]) -> None:
+    """Make `frame` the current version of its rows, keyed by `keys` (the table's primary key)."""
+    _write(conn, table, frame, keys)
+
+
+def _write(conn: Connection, table: Table, frame: pd.DataFrame, keys: tuple[str, ...] | None) -> None:
+    if frame.empty:
+        return
+    columns, rows = _rows(conn, table, frame)
+    q = conn.dialect.identifier_preparer.quote
+    names = ", ".join(q(c) for c in columns)
+    if conn.dialect.name == "sqlite":
+        verb = "INSERT OR REPLACE" if keys else "INSERT"
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.executemany(f"{verb} INTO {q(table.name)} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                               rows)
+        finally:
+            cursor.close()
+        return
+    if conn.dialect.name == "postgresql":
+        target = table.name
+        with conn.connection.driver_connection.cursor() as cursor:
+            if keys:
+                target = f"tmp_{table.name}"[:63]
+                cursor.execute(f"CREATE TEMP TABLE {q(target)} (LIKE {q(table.name)} INCLUDING DEFAULTS) "
+                               "ON COMMIT DROP")
+            with cursor.copy(f"COPY {q(target)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if keys:
+                updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in columns if c not in keys)
+                cursor.execute(f"INSERT INTO {q(table.name)} ({names}) SELECT {names} FROM {q(target)} "
+                               f"ON CONFLICT ({', '.join(q(k) for k in keys)}) DO UPDATE SET {updates}")
+                cursor.execute(f"DROP TABLE {q(target)}")
+        return
+    records = [dict(zip(columns, row)) for row in rows]
+    if keys:
+        key_columns = tuple_(*(table.c[k] for k in keys))
+        key_values = [tuple(r[k] for k in keys) for r in records]
+        for start in range(0, len(key_values), 500):
+            conn.execute(delete(table).where(key_columns.in_(key_values[start:start + 500])))
+    conn.execute(insert(table), records)
