@@ -10,6 +10,8 @@ TRYTON_STAMP := $(TRYTON_VENV)/.installed
 BOTTLECRM_PYTHON ?= $(shell pyenv root 2>/dev/null)/versions/3.12.1/bin/python
 BOTTLECRM_VENV := .venv-bottlecrm
 BOTTLECRM_STAMP := $(BOTTLECRM_VENV)/.installed
+# Headless Chromium for the run report's screenshot test (Debian's package puts it here).
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test bench venv clean
 
@@ -33,10 +35,14 @@ $(BOTTLECRM_STAMP): tests/servers/bottlecrm-requirements.lock
 	$(BOTTLECRM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/servers/bottlecrm-requirements.lock
 	touch $(BOTTLECRM_STAMP)
 
+$(CHROMIUM):
+	@command -v chromium >/dev/null || command -v apt-get >/dev/null || { echo "error: chromium not found and apt-get not available; install Chromium so that 'chromium' is on PATH"; exit 1; }
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium; }
+
 demo: $(STAMP)
 	$(BIN)/erp2crm demo
 
-test: $(STAMP) $(TRYTON_STAMP) $(BOTTLECRM_STAMP)
+test: $(STAMP) $(TRYTON_STAMP) $(BOTTLECRM_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 # Every benchmark at its recorded size (~25 min on 2 cores); results in bench/results/, see bench/README.md.
@@ -46,6 +52,8 @@ bench: $(STAMP) $(TRYTON_STAMP)
 	$(BIN)/python bench/reconcile_bench.py --sizes 10000 100000 --runs 3
 	$(BIN)/python bench/reconcile_bench.py --sizes 1000000 --runs 1 --incremental 10000 --base 1000000
 	$(BIN)/python bench/extract_bench.py --api
+	$(BIN)/python bench/push_bench.py
+	$(BIN)/python bench/sync_bench.py --scale small --incremental
 
 clean:
 	rm -rf var $(VENV) $(TRYTON_VENV) $(BOTTLECRM_VENV)

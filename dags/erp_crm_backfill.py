@@ -11,18 +11,24 @@ from datetime import datetime, timezone
 from airflow.sdk import Param, dag
 
 from erp2crm import stages
+from erp2crm.dagconfig import generated
+
+GENERATED = generated(__file__)
 
 
 @dag(
     dag_id="erp_crm_backfill",
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime.fromisoformat(GENERATED.START_DATE).replace(tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
     default_args=stages.DEFAULT_ARGS,
     tags=["erp2crm", "backfill"],
     params={
-        "source": Param(type="string", description="The source to re-read (a name under sources: in the configuration)."),
+        # The configured sources are offered in the trigger form; one added since the last generation is
+        # accepted as typed and checked against the configuration when the run begins.
+        "source": Param(type="string", examples=list(GENERATED.SOURCES),
+                        description="The source to re-read (a name under sources: in the configuration)."),
         "start": Param(type="string", format="date", description="First day re-read (UTC, inclusive)."),
         "end": Param(type="string", format="date", description="Day after the last one re-read (UTC, exclusive)."),
         "as_of": Param(None, type=["null", "string"],
@@ -31,7 +37,7 @@ from erp2crm import stages
     doc_md=__doc__,
 )
 def erp_crm_backfill():
-    stages.sync()
+    stages.sync(GENERATED.FINGERPRINT)
 
 
 erp_crm_backfill()

@@ -1,9 +1,12 @@
 """erp_crm_customer_sync: ERP orders, invoices and tickets → unified, enriched customer profiles → CRM.
 
-Wiring only: the stages are `erp2crm.stages`, each one call into `erp2crm.pipeline`; tasks pass the run id and
-counts through XCom, never data. Sources and targets come from the configuration at run time (one mapped task
-each), so parsing this file does no I/O. The window is the data interval, widened by each source's look-back;
-`airflow backfill create --dag-id erp_crm_customer_sync --from-date … --to-date …` replays past intervals.
+Wiring only, and generated from the configuration: the schedule and start date are the constants that
+`erp2crm dags generate` wrote into erp2crm_dag_config.py, so parsing reads no configuration. The stages are
+`erp2crm.stages`, each one call into `erp2crm.pipeline`; tasks pass the run id and counts through XCom, never
+data. Sources and targets come from the configuration at run time (one mapped task each). Each source is read
+from its watermark (the end of its last successful run) or the data interval's start, whichever is earlier,
+minus its look-back. `airflow backfill create --dag-id erp_crm_customer_sync --from-date … --to-date …`
+replays past intervals.
 """
 from __future__ import annotations
 
@@ -12,12 +15,15 @@ from datetime import datetime, timezone
 from airflow.sdk import Param, dag
 
 from erp2crm import stages
+from erp2crm.dagconfig import generated
+
+GENERATED = generated(__file__)
 
 
 @dag(
     dag_id="erp_crm_customer_sync",
-    schedule="@daily",
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    schedule=GENERATED.SCHEDULE,
+    start_date=datetime.fromisoformat(GENERATED.START_DATE).replace(tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,
     default_args=stages.DEFAULT_ARGS,
@@ -31,7 +37,7 @@ from erp2crm import stages
     doc_md=__doc__,
 )
 def erp_crm_customer_sync():
-    stages.sync()
+    stages.sync(GENERATED.FINGERPRINT)
 
 
 erp_crm_customer_sync()

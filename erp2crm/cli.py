@@ -135,11 +135,15 @@ def push(dry_run: bool, targets: tuple[str, ...], hub_url: str | None, limit: in
         click.echo(json.dumps(plans, indent=2, default=str, ensure_ascii=False))
         return
     for plan in plans:
-        click.echo(f"{plan['target']}: {plan['create']} to create, {plan['update']} to update, "
-                   f"{plan['unchanged']} unchanged (dry run: nothing was sent)")
+        click.echo(f"{plan['target']} ({plan['mode']}): {plan['create']} to create, {plan['update']} to update, "
+                   f"{plan['retire']} to retire, {plan['skipped']} skipped, {plan['unchanged']} unchanged "
+                   f"(dry run: nothing was sent)")
         for change in plan["changes"][:limit or None]:
             fields = change["fields"]
-            if fields is None:
+            if change["action"].startswith("retire"):
+                into = f" into {change['merged_into']}" if change.get("merged_into") else ""
+                detail = f"{change['reason']}{into}"
+            elif fields is None:
                 detail = "fields changed since the last confirmed write (not recorded before this version)"
             elif change["action"] == "create":
                 detail = ", ".join(f"{k}={v[1]!r}" for k, v in fields.items())
@@ -363,3 +367,66 @@ def connectors_list() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.group()
+def dags() -> None:
+    """The DAGs generated from the configuration (schedule, start date, sources, targets)."""
+
+
+@dags.command("generate")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Configuration file (default $ERP2CRM_CONFIG or config/erp2crm.yaml).")
+def dags_generate(config_file: Path | None) -> None:
+    """Validate the configuration and write dags/erp2crm_dag_config.py, the constants the DAG files import."""
+    from erp2crm.dagconfig import generate
+    from erp2crm.errors import ConfigError
+
+    try:
+        path = generate(config_file)
+    except ConfigError as e:
+        _fail(e)
+    click.echo(f"wrote {path}; deploy the dags folder for Airflow to pick it up")
+
+
+@dags.command("check")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Configuration file (default $ERP2CRM_CONFIG or config/erp2crm.yaml).")
+def dags_check(config_file: Path | None) -> None:
+    """Exit 1 when the generated DAG settings no longer match the configuration (for CI and deploy scripts)."""
+    from erp2crm.config import load_config
+    from erp2crm.dagconfig import GENERATED, generated, stale
+    from erp2crm.errors import ConfigError
+
+    try:
+        reason = stale(load_config(config_file), generated(GENERATED).FINGERPRINT)
+    except (ConfigError, ImportError) as e:
+        _fail(e)
+    if reason:
+        click.echo(f"{GENERATED}: {reason}", err=True)
+        sys.exit(1)
+    click.echo(f"{GENERATED}: up to date")
+
+
+@main.command()
+@click.option("--scale", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True,
+              help="small: 10k customer records; medium: 300k records, 3M orders; large: 1M records, 10M orders.")
+@click.option("--db", type=click.Choice(["sqlite", "postgres"]), default="sqlite", show_default=True,
+              help="Where the ERP databases and the hub store live (postgres: 127.0.0.1:5432, user postgres).")
+@click.option("--runs", type=int, default=None, help="Runs, median reported (default 3 at small, 1 otherwise).")
+@click.option("--incremental", is_flag=True, help="After each full run, change 1% of the source rows and sync again.")
+@click.option("--profile", is_flag=True, help="Run under py-spy (installed separately) and report hot spots per stage.")
+def bench(scale: str, db: str, runs: int | None, incremental: bool, profile: bool) -> None:
+    """End-to-end sync benchmark (bench/sync_bench.py): demo ERPs at scale, a real DAG run, the Salesforce emulator;
+    writes bench/results/sync_<scale>_<db>.json and the table in bench/README.md."""
+    from erp2crm.paths import ROOT
+
+    script = ROOT / "bench" / "sync_bench.py"
+    if not script.exists():
+        _fail(f"{script} not found: the benchmark runs from a source checkout")
+    sys.path.insert(0, str(script.parent))
+    import sync_bench
+
+    argv = ["--scale", scale, "--db", db] + (["--runs", str(runs)] if runs else []) \
+        + (["--incremental"] if incremental else []) + (["--profile"] if profile else [])
+    sys.exit(sync_bench.main(argv))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -52,12 +53,36 @@ class SourceConfig(_Endpoint):
 BATCH_LIMITS = {"salesforce": 200, "hubspot": 100, "bottlecrm": 1000}
 
 
+class RequestBudgetConfig(_Strict):
+    """At most `requests` calls to the target per fixed UTC day or hour, retries included, shared by every task
+    (connectors/budget.py); counted on this machine (local) or in Redis, connection erp2crm_redis (redis)."""
+    requests: int = Field(gt=0)
+    per: Literal["day", "hour"]
+    store: Literal["local", "redis"] = "local"
+
+
 class TargetConfig(_Endpoint):
     kind: Literal["salesforce", "hubspot", "bottlecrm"]
     batch_size: int | None = Field(None, gt=0)  # records per call; default and maximum: the CRM's own limit
+    # Salesforce only: from this many records to send on, one Bulk API 2.0 job (about six calls, whatever its size)
+    # instead of a Collections call per 200 records. None: always Collections.
+    bulk_threshold: int | None = Field(10_000, gt=0)
+    # upsert: create and update; update_only: never create; create_only: never update an existing record;
+    # mirror: upsert, and also retire the records of customers that are inactive or gone from the ERP.
+    # Every mode but create_only retires the records of customers merged into another.
+    mode: Literal["upsert", "update_only", "create_only", "mirror"] = "upsert"
+    # How a record is retired: flag (write the mapping's status_field, and merged_into_field) or archive
+    # (delete it: Salesforce recycle bin, HubSpot archive).
+    retire: Literal["flag", "archive"] = "flag"
+    # A request budget; when it is used up the push stops (QuotaExhausted) and the next run resumes. None: no cap.
+    request_budget: RequestBudgetConfig | None = None
 
     @model_validator(mode="after")
     def _batch_limit(self) -> "TargetConfig":
+        if self.retire == "archive" and self.kind == "bottlecrm":
+            raise ValueError("retire: bottlecrm records can only be flagged (retire: flag)")
+        if "bulk_threshold" in self.model_fields_set and self.kind != "salesforce":
+            raise ValueError(f"bulk_threshold: only a salesforce target has a Bulk API ({self.kind} has none)")
         limit = BATCH_LIMITS[self.kind]
         if self.batch_size is None:
             self.batch_size = limit
@@ -74,8 +99,17 @@ class QualityConfig(_Strict):
     max_held_customer_share: float = Field(0.05, ge=0, le=1)
 
 
+# Airflow's schedule presets; anything else must be a five-field cron expression (checked with croniter).
+SCHEDULE_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+
+
 class SyncConfig(_Strict):
     hub_conn_id: str = "erp2crm_hub"
+    # When erp_crm_customer_sync runs: an Airflow preset or a cron expression, or null for manual runs only.
+    # DAG-shaping settings are baked into dags/erp2crm_dag_config.py by `erp2crm dags generate`.
+    schedule: str | None = "@daily"
+    start_date: date = date(2026, 1, 1)  # first data interval (UTC); earlier intervals are not scheduled
+    reporting_currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")  # overrides the enrichment file's
     sources: list[SourceConfig] = Field(min_length=1)
     targets: list[TargetConfig] = Field(min_length=1)
     quality: QualityConfig = QualityConfig()
@@ -85,6 +119,17 @@ class SyncConfig(_Strict):
     survivorship: str = "survivorship.yaml"  # golden-record rules per field (config/)
     # Run reports and Data Docs; relative to $ERP2CRM_VAR. On several worker machines, a shared volume.
     reports_dir: str = "reports"
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is None or v in SCHEDULE_PRESETS:
+            return v
+        from croniter import croniter
+        if v.startswith("@") or len(v.split()) != 5 or not croniter.is_valid(v):
+            raise ValueError(f"{v!r} is neither an Airflow preset ({', '.join(sorted(SCHEDULE_PRESETS))}) nor a "
+                             "five-field cron expression such as '0 2 * * *'")
+        return v
 
     @model_validator(mode="after")
     def _unique_names(self) -> "SyncConfig":
@@ -113,15 +158,26 @@ class SyncConfig(_Strict):
         raise ConfigError(f"unknown target {name!r}; configured: {', '.join(t.name for t in self.targets)}")
 
 
-_UNION_BRANCH = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*|[A-Z][A-Za-z]+)$")
+_UNION_BRANCH = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|function-.*)$")
+
+
+def _model_names() -> set[str]:
+    """Names of the pydantic models: a union's branch shows in an error's location by its model's name."""
+    names, stack = set(), [BaseModel]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            names.add(sub.__name__)
+            stack.append(sub)
+    return names
 _TYPE_MISMATCH = ("Input should be a valid string", "Input should be a valid list", "Input should be a valid dictionary")
 
 
 def format_validation_error(path: Path, err: ValidationError) -> str:
     """One line per problem: `field.path: message`, without pydantic's union-branch names in the path."""
-    problems = []
+    problems, models = [], _model_names()
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if not _UNION_BRANCH.match(str(p))) or "(top level)"
+        where = ".".join(str(p) for p in e["loc"] if not (_UNION_BRANCH.match(str(p)) or str(p) in models)) \
+            or "(top level)"
         problems.append((where, e["msg"].removeprefix("Value error, ")))
     # A union field reports a type mismatch for every branch it did not take; keep the informative ones.
     informative = {w for w, m in problems if not m.startswith(_TYPE_MISMATCH)}

@@ -40,10 +40,14 @@ def run_demo(var_dir: Path | None = None, customers: int = 300, seed: int = 7) -
     with SalesforceEmulator(state_file=var_dir / "crm_state.json", token=token) as crm:
         local.configure(var_dir, connections(var_dir, erp_dir, crm.url, token), log_level="WARNING")
         local.init_airflow_db()
-        dag_run = local.run_dag("erp_crm_customer_sync", {"full_refresh": True, "as_of": DEMO_AS_OF})
-        crm_records = len(crm.records("Account"))
+        from erp2crm.pipeline import hub_store  # after configure: it imports Airflow
+        from erp2crm.progress import StageProgress, expected_stages
+
+        with StageProgress(hub_store().engine.url, expected_stages(list(DEMO_SOURCES), ["salesforce"])):
+            dag_run = local.run_dag("erp_crm_customer_sync", {"full_refresh": True, "as_of": DEMO_AS_OF})
+        crm_records, crm_contacts = len(crm.records("Account")), len(crm.records("Contact"))
     summary = run_summary(dag_run.run_id)
-    summary.update({"airflow_state": str(dag_run.state), "crm_records": crm_records,
+    summary.update({"airflow_state": str(dag_run.state), "crm_records": crm_records, "crm_contacts": crm_contacts,
                     "wall_time_s": round(time.monotonic() - started, 1)})
     if summary.get("status") is None:
         summary["status"] = "failed"
@@ -79,7 +83,9 @@ def render(summary: dict) -> str:
               f"segments: {summary.get('segments')}",
               f"Profiles pushed:    {summary.get('profiles_pushed')}  CRM writes: {summary.get('crm_writes')}  "
               f"unchanged: {summary.get('crm_unchanged')}  rejected: {summary.get('crm_rejected')}",
-              f"CRM records now:    {summary.get('crm_records')}", "",
+              f"Contacts written:   {summary.get('contact_writes')}  (waiting for their account: "
+              f"{summary.get('contacts_deferred')})",
+              f"CRM records now:    {summary.get('crm_records')} accounts, {summary.get('crm_contacts')} contacts", "",
               "Time per stage (s): " + ", ".join(f"{k} {v}" for k, v in summary.get("stage_seconds", {}).items()),
               f"Total stage time {summary.get('duration_s')} s, wall time {summary.get('wall_time_s')} s", "",
               "Run report (what was synced, held back and why, segments and value; links to the Data Docs):",

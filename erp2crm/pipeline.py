@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from connectors.hooks import SqlDatabaseHook
 from erp2crm.config import SyncConfig, load_config
 from erp2crm.errors import DataError
+from erp2crm.openlineage import report_lineage
 from erp2crm.paths import CONFIG
 from hub import HubStore
 from hub.store import utcnow
@@ -43,6 +44,7 @@ def _stage(hub: HubStore, run_id: str, name: str):
     yield counts
     hub.record_stage(run_id, name, started, counts)
     log.info("stage %s: %s", name, json.dumps(counts, default=str))
+    report_lineage(name, counts)  # OpenLineage inputs and outputs of the task, when the provider listens
 
 
 def _utc(moment) -> pd.Timestamp:
@@ -57,14 +59,20 @@ def _naive(moment: datetime) -> datetime:
 
 # --- run bookkeeping ---------------------------------------------------------------------------------
 def begin_run(run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool,
-              only_sources: list[str] | None = None) -> dict:
-    """Record the run; its sources are the configured ones, or `only_sources` (a backfill), each checked."""
+              only_sources: list[str] | None = None, dag_fingerprint: str | None = None) -> dict:
+    """Record the run; its sources are the configured ones, or `only_sources` (a backfill), each checked.
+    `dag_fingerprint` is the generated DAG settings' (erp2crm.dagconfig): a stale generation is logged."""
+    from erp2crm.dagconfig import check_generated
+
     config = load_config()
+    if dag_fingerprint is not None:
+        check_generated(config, dag_fingerprint)
     names = [s.name for s in config.sources]
     for name in only_sources or []:
         config.source(name)  # a ConfigError naming the configured sources
     hub = hub_store(config)
     hub.start_run(run_id, dag_id, _naive(window_start), _naive(window_end), full_refresh)
+    report_lineage("begin", {})  # reads and writes no dataset
     return {"run_id": run_id, "sources": only_sources or names, "targets": [t.name for t in config.targets]}
 
 
@@ -84,7 +92,14 @@ def extract_source(run_id: str, source_name: str, window_start: datetime, window
     state = hub.read_table("source_state")
     everything = full_refresh or (not backfill and source_name not in set(state["source_system"]))
     lookback = pd.Timedelta(0 if backfill else source_cfg.lookback_hours * 3600, unit="s")
-    start = None if everything else pd.Timestamp(window_start) - lookback
+    start = None if everything else _utc(window_start)
+    if not everything and not backfill:
+        # Read on from where the last successful run of this source stopped: runs skipped while the DAG was
+        # paused or failing, and schedules whose data interval is empty (cron triggers), lose nothing.
+        watermark = state.loc[state["source_system"] == source_name, "last_window_end"].dropna()
+        if len(watermark):
+            start = min(start, _utc(watermark.iloc[0]))
+    start = None if start is None else start - lookback
     window = None if everything else Window(start=start, end=pd.Timestamp(window_end))
     with _stage(hub, run_id, f"extract:{source_name}") as counts:
         counts["window_start"] = None if start is None else str(start)
@@ -329,6 +344,8 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
     hub = hub_store(config)
     with _stage(hub, run_id, "enrich") as counts:
         settings = load_settings(CONFIG / config.enrichment)
+        if config.reporting_currency:  # the sync configuration's, when it names one
+            settings = settings.model_copy(update={"reporting_currency": config.reporting_currency})
         customers = hub.read_table("customers")
         customers = customers[~customers["held"].fillna(False).astype(bool)]
         orders, invoices, payments = (hub.read_entity(e) for e in ("order", "invoice", "payment"))
@@ -382,9 +399,15 @@ def push_target(run_id: str, target_name: str) -> dict:
     hub = hub_store(config)
     with _stage(hub, run_id, f"push:{target_name}") as counts:
         counts.update(push(hub, run_id, config.target(target_name)))
-    if counts["sent"] and counts["rejected"] / counts["sent"] > config.target(target_name).max_rejected_share:
-        raise DataError(f"target {target_name!r}: {counts['rejected']} of {counts['sent']} records rejected, above "
-                        f"the {config.target(target_name).max_rejected_share:.0%} limit; see the push receipts")
+    limit = config.target(target_name).max_rejected_share
+    attempted = counts["sent"] + counts["to_retire"]
+    if attempted and counts["rejected"] / attempted > limit:
+        raise DataError(f"target {target_name!r}: {counts['rejected']} of {attempted} records rejected, above "
+                        f"the {limit:.0%} limit; see the push receipts")
+    contacts = counts.get("contacts") or {}
+    if contacts.get("sent") and contacts["rejected"] / contacts["sent"] > limit:
+        raise DataError(f"target {target_name!r}: {contacts['rejected']} of {contacts['sent']} contacts rejected, "
+                        f"above the {limit:.0%} limit; see the contact receipts")
     return counts
 
 
@@ -397,6 +420,7 @@ def finish_run(run_id: str) -> dict:
     summary = build_summary(hub, run_id)
     summary["report"] = str(write_report(hub, summary, config.reports_path))
     hub.finish_run(run_id, summary["status"], summary)
+    report_lineage("finish", {})
     if summary["status"] != "success":
         # The summary is written either way; failing here keeps the DAG run red when an earlier stage failed.
         raise DataError(f"run {run_id} did not complete: stages run: {', '.join(summary['stage_seconds'])}")
@@ -460,4 +484,8 @@ def check_target(target_name: str) -> dict:
 
     target = load_config().target(target_name)
     mapping = load_outbound(target.mapping_path)
-    return {"target": target_name, **open_sink(target, mapping.sobject, mapping.external_id_field).check()}
+    out = {"target": target_name, **open_sink(target, mapping.sobject, mapping.external_id_field).check()}
+    if mapping.contacts is not None:  # the contact object too: its scopes, and (BottleCRM) its custom field
+        section = mapping.contacts
+        out["contacts"] = open_sink(target, section.sobject, section.external_id_field, bulk=False).check()
+    return out

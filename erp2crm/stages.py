@@ -24,11 +24,11 @@ CUSTOMER_PROFILES = Asset(name="customer_profiles", uri="erp2crm://hub/customer_
 
 
 @task
-def begin() -> dict:
+def begin(dag_fingerprint: str | None = None) -> dict:
     from erp2crm import pipeline, tasks
     w = tasks.window()
     return tasks.run(pipeline.begin_run, w["run_id"], w["dag_id"], w["window_start"], w["window_end"],
-                     w["full_refresh"], w["sources"])
+                     w["full_refresh"], w["sources"], dag_fingerprint)
 
 
 @task
@@ -92,9 +92,10 @@ def finish(run: dict) -> dict:
     return tasks.run(pipeline.finish_run, run["run_id"])
 
 
-def sync() -> None:
-    """Extract every source of the run (one mapped task each), then gate, reconcile, enrich and push."""
-    run = begin()
+def sync(dag_fingerprint: str | None = None) -> None:
+    """Extract every source of the run (one mapped task each), then gate, reconcile, enrich and push.
+    `dag_fingerprint`: that of the generated DAG settings, so that each run can tell when they are stale."""
+    run = begin(dag_fingerprint)
     extracted = extract.partial(run=run).expand(source=sources(run))
     staged = validate_staged(run, extracted)
     profiles_ok = validate_profiles(run, enrich(run, validate_customers(run, reconcile(run, staged))))

@@ -7,6 +7,10 @@ from hub import HubStore
 REPLAY_DAG_ID = "erp2crm quarantine replay"  # the run history's name for `erp2crm quarantine replay` runs
 
 
+def _contacts(pushes: dict) -> list[dict]:
+    return [p["contacts"] for p in pushes.values() if isinstance(p.get("contacts"), dict)]
+
+
 def build_summary(hub: HubStore, run_id: str) -> dict:
     run = hub.run(run_id) or {}
     stages = hub.stages(run_id)
@@ -53,9 +57,12 @@ def build_summary(hub: HubStore, run_id: str) -> dict:
         "reporting_currency": enrich.get("reporting_currency"),
         "total_net_value": enrich.get("total_net_value"),
         "profiles_pushed": sum(p.get("sent", 0) for p in pushes.values()),
-        "crm_writes": sum(p.get("created", 0) + p.get("updated", 0) for p in pushes.values()),
+        "crm_writes": sum(p.get("created", 0) + p.get("updated", 0) + p.get("retired", 0) for p in pushes.values()),
         "crm_rejected": sum(p.get("rejected", 0) for p in pushes.values()),
         "crm_unchanged": sum(p.get("unchanged", 0) for p in pushes.values()),
+        # Contact persons written (created or updated) and held for a later run because their account is not there.
+        "contact_writes": sum(c.get("created", 0) + c.get("updated", 0) for c in _contacts(pushes)),
+        "contacts_deferred": sum(c.get("deferred", 0) for c in _contacts(pushes)),
         "targets": pushes,
         "stage_seconds": dict(zip(stages["stage"], stages["duration_s"].round(3))),
         "duration_s": round(float(stages["duration_s"].sum()), 3),

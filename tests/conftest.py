@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,12 @@ from erp2crm import local
 _VAR = Path(tempfile.mkdtemp(prefix="erp2crm-tests-"))
 atexit.register(shutil.rmtree, _VAR, ignore_errors=True)
 local.configure(_VAR, {})
+# Every DAG run in the session emits OpenLineage events through the Airflow provider, into one file.
+OPENLINEAGE_EVENTS = _VAR / "openlineage" / "events.jsonl"
+OPENLINEAGE_EVENTS.parent.mkdir()
+os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "erp2crm-tests"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+    {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True})
 
 
 @pytest.fixture(scope="session")

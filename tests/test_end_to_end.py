@@ -4,9 +4,11 @@ the right reason, a second identical run writes nothing, and a change in one ERP
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from urllib.parse import unquote
 
 import pandas as pd
@@ -146,6 +148,54 @@ def test_no_secret_in_hub_run_history_or_xcom(world, first_run):
     hub = hub_store()
     for table in ("runs", "run_stages", "push_receipts", "quarantine"):
         assert TOKEN not in hub.read_table(table).to_json()
+
+
+def _openlineage_events() -> list[dict]:
+    path = json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_no_secret_in_any_file_the_runs_wrote(world, first_run):
+    """The CRM token planted in the connection is in none of the files written by the runs: Airflow's metadata
+    database (XCom, task logs, rendered fields), its log folder, the hub store, run reports, Data Docs and the
+    OpenLineage events. Only the CRM emulator's own state (the stand-in CRM, not an output) is left out."""
+    airflow_home = Path(os.environ["AIRFLOW_HOME"])
+    events = Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"])
+    folders = {world["var"], airflow_home, events.parent.parent}
+    scanned = 0
+    for folder in folders:
+        for path in folder.rglob("*"):
+            if path.is_file() and path.name != "crm.json":
+                assert TOKEN.encode() not in path.read_bytes(), f"the secret leaked into {path}"
+                scanned += 1
+    assert scanned >= 10 and events.stat().st_size > 0
+
+
+def test_openlineage_events_trace_each_task_from_erp_tables_to_the_crm(world, first_run):
+    dag_run, summary = first_run
+    events = [e for e in _openlineage_events()
+              if e["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id") == dag_run.run_id]
+    done = {}
+    for e in events:
+        if e["eventType"] == "COMPLETE":
+            task = e["job"]["name"].split(".", 1)[1]
+            ins = {f"{d['namespace']}/{d['name']}" for d in e["inputs"]}
+            outs = {f"{d['namespace']}/{d['name']}" for d in e["outputs"]}
+            prev_in, prev_out = done.get(task, (set(), set()))
+            done[task] = (prev_in | ins, prev_out | outs)  # mapped tasks: one event per source or target
+    assert {"begin", "extract", "validate_staged", "reconcile", "validate_customers", "enrich",
+            "validate_profiles", "push", "finish"} <= set(done)
+    assert {e["eventType"] for e in events} >= {"START", "COMPLETE"}
+    erp_tables = {f"erp2crm://erp.{s}/{ENTITIES[e].table}" for s, counts in summary["rows_read"].items()
+                  for e in counts}
+    assert done["extract"] == (erp_tables, {"erp2crm://hub/staging"})
+    # Each stage reads what the one before it wrote, up to the CRM's records.
+    chain = ["extract", "validate_staged", "reconcile", "validate_customers", "enrich", "validate_profiles", "push"]
+    for before, after in zip(chain, chain[1:]):
+        assert done[before][1] & done[after][0], f"{after} reads nothing {before} wrote"
+    assert done["push"][1] == {"erp2crm://crm.salesforce/Account", "erp2crm://crm.salesforce/Contact"}
+    assert done["begin"] == (set(), set()) and done["finish"] == (set(), set())
 
 
 NAME_COLUMN = {"odoo": ("res_partner", "name", "id"), "erpnext": ("tabCustomer", "customer_name", "name"),
