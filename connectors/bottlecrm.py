@@ -23,7 +23,7 @@ from collections import defaultdict
 import requests
 from airflow.sdk import BaseHook
 
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient, default_classify
 from connectors.salesforce import PushResult
 from erp2crm.errors import ConfigError, TransientError
@@ -62,7 +62,7 @@ class BottlecrmHook(BaseHook):
             raise ConfigError(f"connection {self.conn_id!r}: needs host (BottleCRM's URL) and password (a personal "
                               f"access token, bcrm_pat_…)")
         return HttpClient(base_url(conn), headers={"Authorization": f"Bearer {conn.password}", "Accept": "application/json"},
-                          classify=classify)
+                          classify=classify, **http_options(conn))
 
 
 def _errors(response: requests.Response) -> str:

@@ -17,7 +17,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from connectors.api import ApiSource, Query
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient, default_classify
 from connectors.mapping import SourceMapping
 from erp2crm.errors import ConfigError, Erp2CrmError, TransientError
@@ -96,7 +96,7 @@ class ErpnextApiHook(BaseHook):
         conn = get_connection(self.conn_id)
         if not conn.host or not conn.login or not conn.password:
             raise ConfigError(f"connection {self.conn_id!r}: needs host, login (the API key) and password (the API secret)")
-        return ErpnextApiClient(HttpClient(base_url(conn, "http")), conn.login, conn.password)
+        return ErpnextApiClient(HttpClient(base_url(conn, "http"), **http_options(conn)), conn.login, conn.password)
 
 
 class ErpnextApi(ApiSource):

@@ -33,6 +33,27 @@ def base_url(conn, default_scheme: str = "https", host: str | None = None) -> st
     return f"{base}:{conn.port}" if conn.port else base
 
 
+def http_options(conn) -> dict:
+    """The HTTP client settings an API connection's extra may set: `timeout` (seconds per request, above 0) and
+    `max_retries` (of transient errors, a whole number, 0 or more). The rest of the extra is the connector's."""
+    extra = conn.extra_dejson or {}
+    rules = {"timeout": ("a number of seconds above 0", lambda v: v > 0),
+             "max_retries": ("a whole number, 0 or more", lambda v: v >= 0 and float(v).is_integer())}
+    options = {}
+    for key, (expected, valid) in rules.items():
+        if key not in extra:
+            continue
+        value = extra[key]
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not valid(number):
+            raise ConfigError(f"connection {conn.conn_id!r}: extra {key}={value!r} must be {expected}")
+        options[key] = int(number) if key == "max_retries" else number
+    return options
+
+
 def sqlalchemy_url(conn, must_exist: bool = True) -> URL:
     conn_type = (conn.conn_type or "").lower()
     if conn_type == "sqlite":

@@ -16,7 +16,7 @@ from decimal import Decimal
 import requests
 from airflow.sdk import BaseHook
 
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient, default_classify
 from connectors.salesforce import PushResult
 from erp2crm.errors import ConfigError, DataError, QuotaExhausted, TransientError
@@ -94,7 +94,7 @@ class HubspotHook(BaseHook):
         conn = get_connection(self.conn_id)
         if not conn.password:
             raise ConfigError(f"connection {self.conn_id!r}: needs password (the private app's access token)")
-        return hubspot_client(base_url(conn, host=conn.host or DEFAULT_BASE_URL), conn.password)
+        return hubspot_client(base_url(conn, host=conn.host or DEFAULT_BASE_URL), conn.password, **http_options(conn))
 
 
 def as_property_value(value) -> str:

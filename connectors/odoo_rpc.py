@@ -17,7 +17,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from connectors.api import ApiSource, Query
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient
 from connectors.mapping import SourceMapping
 from erp2crm.errors import ConfigError, Erp2CrmError, TransientError
@@ -104,7 +104,7 @@ class OdooRpcHook(BaseHook):
         conn = get_connection(self.conn_id)
         if not conn.host or not conn.schema or not conn.login:
             raise ConfigError(f"connection {self.conn_id!r}: needs host, schema (the Odoo database) and login")
-        return OdooRpcClient(HttpClient(base_url(conn, "http")), conn.schema, conn.login, conn.password or "")
+        return OdooRpcClient(HttpClient(base_url(conn, "http"), **http_options(conn)), conn.schema, conn.login, conn.password or "")
 
 
 class OdooRpc(ApiSource):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import requests
 from airflow.sdk import BaseHook
 
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient, default_classify
 from erp2crm.errors import ConfigError, Erp2CrmError, QuotaExhausted, TransientError
 
@@ -135,7 +135,8 @@ class SalesforceHook(BaseHook):
         if not conn.host or not (conn.password or grant):
             raise ConfigError(f"connection {self.conn_id!r}: needs host (instance URL) and password (access token) "
                               f"or refresh credentials in its extra")
-        client = SalesforceClient(base_url(conn), conn.password or None, grant, self.conn_id)
+        client = SalesforceClient(base_url(conn), conn.password or None, grant, self.conn_id,
+                                  **http_options(conn))
         return client, extra.get("api_version", "v60.0")
 
 

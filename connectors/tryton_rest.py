@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from connectors.api import ApiSource, Query
-from connectors.hooks import base_url, get_connection
+from connectors.hooks import base_url, get_connection, http_options
 from connectors.http import HttpClient
 from connectors.mapping import SourceMapping
 from connectors.tryton_rpc import _decode, _domain, _encode, _field
@@ -71,7 +71,7 @@ class TrytonRestHook(BaseHook):
         if not conn.host or not conn.schema or not conn.password:
             raise ConfigError(f"connection {self.conn_id!r}: needs host, schema (the Tryton database) and password "
                               f"(a REST application key)")
-        return TrytonRestClient(HttpClient(base_url(conn, "http")), conn.schema, conn.password)
+        return TrytonRestClient(HttpClient(base_url(conn, "http"), **http_options(conn)), conn.schema, conn.password)
 
 
 class TrytonRest(ApiSource):
