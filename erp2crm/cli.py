@@ -138,6 +138,10 @@ def push(dry_run: bool, targets: tuple[str, ...], hub_url: str | None, limit: in
         click.echo(f"{plan['target']} ({plan['mode']}): {plan['create']} to create, {plan['update']} to update, "
                    f"{plan['retire']} to retire, {plan['skipped']} skipped, {plan['unchanged']} unchanged "
                    f"(dry run: nothing was sent)")
+        if "contacts" in plan:
+            c = plan["contacts"]
+            click.echo(f"  contacts: {c['create']} to create, {c['update']} to update, {c['unchanged']} unchanged, "
+                       f"{c['skipped']} skipped, {c['deferred']} deferred until their account is in the CRM")
         for change in plan["changes"][:limit or None]:
             fields = change["fields"]
             if change["action"].startswith("retire"):

@@ -9,11 +9,13 @@ import json
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from emulators.hubspot import HubspotEmulator
 from emulators.salesforce import SalesforceEmulator
 from erp2crm.config import TargetConfig
 from erp2crm.contacts import split_name
+from erp2crm.cli import main
 from erp2crm.push import dry_run, push
 from hub import HubStore
 
@@ -93,6 +95,8 @@ def test_salesforce_contacts_linked_to_their_accounts_once_per_person(hub, sales
     world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"})
     preview = dry_run(hub, SF)["contacts"]  # the accounts are not in the CRM yet: the push creates them first
     assert (preview["create"], preview["deferred"]) == (0, 3)
+    shown = CliRunner().invoke(main, ["push", "--dry-run", "--hub", str(hub.engine.url), "--target", "salesforce"])
+    assert "contacts: 0 to create, 0 to update, 0 unchanged, 0 skipped, 3 deferred" in shown.output, shown.output
     first = push(hub, "r1", SF)["contacts"]
     assert (first["sent"], first["created"], first["rejected"], first["deferred"]) == (3, 3, 0, 0)
     contacts = sf_contacts(salesforce)
