@@ -66,6 +66,8 @@ class ContactsMapping(BaseModel):
     external_id_field: str  # holds the contact key (erp2crm/contacts.py), so that retries never duplicate
     account: AccountLink
     fields: dict[str, str | FieldRule] = Field(min_length=1)  # CRM field → contact field (CONTACT_FIELDS)
+    # Retiring by flag: "active", or why the contact is retired (merged into another contact, inactive, gone).
+    status_field: str | None = None
 
     @model_validator(mode="after")
     def _known_fields(self) -> "ContactsMapping":
@@ -163,6 +165,8 @@ def build_contact_payload(mapping: OutboundMapping, key: str, values: dict, cust
             continue
         value = _value(values.get(rule.source))
         payload[crm_field] = value[:mapping.max_text_length] if isinstance(value, str) else value
+    if section.status_field:
+        payload[section.status_field] = "active"
     link = section.account
     if link.relationship:
         payload[link.relationship] = {mapping.external_id_field: customer_id}

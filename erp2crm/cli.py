@@ -140,7 +140,8 @@ def push(dry_run: bool, targets: tuple[str, ...], hub_url: str | None, limit: in
                    f"(dry run: nothing was sent)")
         if "contacts" in plan:
             c = plan["contacts"]
-            click.echo(f"  contacts: {c['create']} to create, {c['update']} to update, {c['unchanged']} unchanged, "
+            click.echo(f"  contacts: {c['create']} to create, {c['update']} to update, {c['retire']} to retire, "
+                       f"{c['unchanged']} unchanged, "
                        f"{c['skipped']} skipped, {c['deferred']} deferred until their account is in the CRM")
         for change in plan["changes"][:limit or None]:
             fields = change["fields"]

@@ -15,8 +15,13 @@ A contact is sent only when its account is in the target (a confirmed write of i
 otherwise it is deferred with a receipt and sent by a later run, once its account is there. The push state of
 each contact (payload hash of the payload and its account link, CRM id, the customer it was linked to) is in
 contact_push_state, its receipts in contact_receipts. Modes apply as to accounts: update_only never creates a
-contact, create_only never updates one. Contacts that leave the ERP, or become duplicates of another after a merge,
-are left in the CRM as they were.
+contact, create_only never updates one.
+
+Retirement, as for accounts (target `retire: flag | archive`): a CRM contact whose key became one of another CRM
+contact's records (its customer was merged into one holding the same person) is retired as "merged" in every mode
+but create_only; in mirror mode, one whose ERP records are all gone, or inactive, is retired as "gone" or
+"inactive". Flag writes the contacts section's status_field (a mapping without one leaves the contact as it is, with
+a skipped receipt saying so); archive deletes the record. A retired contact that comes back is written again.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class ContactPlan:
     unchanged: list = field(default_factory=list)  # (key, customer_id)
     skipped: list = field(default_factory=list)  # (key, customer_id, why)
     deferred: list = field(default_factory=list)  # (key, customer_id, why)
+    retire: list = field(default_factory=list)  # (key, customer_id, reason, crm_id)
 
 
 def split_name(name: str | None) -> tuple[str | None, str | None]:
@@ -101,9 +107,20 @@ def plan_contacts(hub: HubStore, target: TargetConfig, mapping: OutboundMapping,
     accounts = accounts[accounts["retired_at"].isna()]
     account_ids = dict(zip(accounts["customer_id"], accounts["crm_id"]))
     confirmed = dict(zip(state["contact_key"], state["payload_hash"]))
+    retired = set(state.loc[state["retired_at"].notna(), "contact_key"])
     out = ContactPlan()
-    for row in crm_contacts(hub, set(confirmed)).to_dict("records"):
+    current = crm_contacts(hub, set(confirmed)).to_dict("records")
+    retiring = _to_retire(target, state, current)
+    for row in current:
         key, customer = row["key"], row["customer_id"]
+        if key in retiring:
+            continue
+        if target.mode == "mirror" and _inactive(row):  # retired, or never created
+            if key in retired:
+                out.unchanged.append((key, customer))
+            else:
+                out.skipped.append((key, customer, "mirror: inactive in the ERP, not created"))
+            continue
         if customer is None:
             out.deferred.append((key, None, "its customer record is not unified yet"))
         elif customer not in account_ids:
@@ -120,7 +137,35 @@ def plan_contacts(hub: HubStore, target: TargetConfig, mapping: OutboundMapping,
                 out.unchanged.append((key, customer))
             else:
                 out.send.append((key, payload, digest, customer))
+    out.retire = sorted(retiring.values())
     return out
+
+
+def _inactive(row: dict) -> bool:
+    active = row["is_active"]
+    return active is not None and not pd.isna(active) and not bool(active)
+
+
+def _to_retire(target: TargetConfig, state: pd.DataFrame, current: list[dict]) -> dict[str, tuple]:
+    """key → (key, customer_id, reason, crm_id) of the CRM contacts to retire now (module docstring)."""
+    if target.mode == "create_only":
+        return {}
+    keys = {row["key"] for row in current}
+    absorbed = {k for row in current for k in json.loads(row["source_ids"]) if k != row["key"]}
+    out = {}
+    if target.mode == "mirror":
+        out = {row["key"]: (row["key"], row["customer_id"], "inactive") for row in current if _inactive(row)}
+    held = state[state["retired_at"].isna()]
+    for key, customer in zip(held["contact_key"], held["customer_id"]):
+        if key in keys:
+            continue
+        if key in absorbed:
+            out[key] = (key, customer, "merged")
+        elif target.mode == "mirror":
+            out[key] = (key, customer, "gone")
+    crm_ids = dict(zip(state["contact_key"], state["crm_id"]))
+    retired = set(state.loc[state["retired_at"].notna(), "contact_key"])
+    return {k: (*v, crm_ids.get(k)) for k, v in out.items() if k in crm_ids and k not in retired}
 
 
 def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: OutboundMapping) -> dict:
@@ -136,10 +181,11 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
     log.receipts += [log.receipt(k, c, "unchanged") for k, c in work.unchanged]
     log.receipts += [log.receipt(k, c, "skipped", note=why) for k, c, why in work.skipped]
     log.receipts += [log.receipt(k, c, "deferred", note=why) for k, c, why in work.deferred]
-    api_calls, stopped, sent = 0, None, 0
-    if work.send:
+    api_calls, stopped, sent, retired = 0, None, 0, False
+    if work.send or work.retire:
         sink = open_sink(target, section.sobject, section.external_id_field, bulk=False)
-        known = {k: i for k, i in zip(state["contact_key"], state["crm_id"]) if isinstance(i, str) and i}
+        held = state[state["retired_at"].isna()]
+        known = {k: i for k, i in zip(held["contact_key"], held["crm_id"]) if isinstance(i, str) and i}
         linked_to = dict(zip(state["contact_key"], state["customer_id"]))
         try:
             items = [(k, p, d) for k, p, d, _ in work.send]
@@ -151,16 +197,34 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
                     results = _associate(hub, target, sink, section.account.association, chunk, results, linked_to)
                 log.written(chunk, results)
                 sent += len(batch)
+            if work.retire:
+                log.retired(work.retire, _retire(sink, target, section, work.retire, known))
+            retired = True
         except Erp2CrmError as e:
             stopped = e
             log.receipts += [log.receipt(k, c, "unsent", error=str(e), payload_hash=d)
                              for k, _, d, c in work.send[sent:]]
+            if not retired:
+                log.receipts += [log.receipt(k, c, "unsent", error=str(e), note=reason)
+                                 for k, c, reason, _ in work.retire]
         api_calls = sink.client.requests_sent
     log.flush()
     if stopped is not None:
         raise stopped
-    return {"crm_object": section.sobject, "sent": len(work.send), **log.counts, "unchanged": len(work.unchanged),
-            "skipped": len(work.skipped), "deferred": len(work.deferred), "api_calls": api_calls}
+    return {"crm_object": section.sobject, "sent": len(work.send), "to_retire": len(work.retire), **log.counts,
+            "unchanged": len(work.unchanged), "skipped": len(work.skipped) + log.counts.pop("not_flagged"),
+            "deferred": len(work.deferred), "api_calls": api_calls}
+
+
+def _retire(sink, target: TargetConfig, section, retire: list, known: dict[str, str]) -> list:
+    """The PushResult of each (key, customer, reason, crm_id) retired, or None for all when flagging is not possible
+    (the contacts section has no status_field)."""
+    if target.retire == "archive":
+        return sink.archive([(key, crm_id) for key, _, _, crm_id in retire])
+    if not section.status_field:
+        return [None] * len(retire)
+    flags = [{section.external_id_field: key, section.status_field: reason} for key, _, reason, _ in retire]
+    return sink.upsert(flags, known_ids=known)
 
 
 def _associate(hub: HubStore, target: TargetConfig, sink, to_type: str, chunk: list, results: list,
@@ -191,7 +255,7 @@ class _ContactLog:
         self.hub, self.target, self.run_id, self.now = hub, target, run_id, utcnow()
         self.receipts: list[dict] = []
         self.confirmed: list[dict] = []
-        self.counts = {"created": 0, "updated": 0, "rejected": 0}
+        self.counts = {"created": 0, "updated": 0, "rejected": 0, "retired": 0, "not_flagged": 0}
 
     def receipt(self, key: str, customer_id: str | None, result: str, **fields) -> dict:
         return {"run_id": self.run_id, "target": self.target.name, "pushed_at": self.now, "contact_key": key,
@@ -206,7 +270,27 @@ class _ContactLog:
             if result.ok:
                 self.confirmed.append({"target": self.target.name, "contact_key": key, "customer_id": customer,
                                        "payload_hash": digest, "crm_id": result.crm_id, "confirmed_at": self.now,
-                                       "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False)})
+                                       "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False),
+                                       "retired_at": None})
+        self.flush()
+
+    def retired(self, retire: list, results: list) -> None:
+        """A retired contact's state keeps its CRM id and says why in its hash, so that it is written again, whole,
+        if it comes back."""
+        for (key, customer, reason, crm_id), result in zip(retire, results):
+            if result is None:
+                self.counts["not_flagged"] += 1
+                self.receipts.append(self.receipt(key, customer, "skipped", crm_id=crm_id, note=f"{reason}: not flagged, "
+                                     f"the contacts section of mappings/{self.target.mapping_path.name} has no "
+                                     f"status_field (or set retire: archive)"))
+                continue
+            self.counts["retired" if result.ok else "rejected"] += 1
+            self.receipts.append(self.receipt(key, customer, "retired" if result.ok else "rejected", crm_id=crm_id,
+                                              error=result.error, note=reason))
+            if result.ok:
+                self.confirmed.append({"target": self.target.name, "contact_key": key, "customer_id": customer,
+                                       "payload_hash": f"retired:{reason}", "crm_id": result.crm_id or crm_id,
+                                       "confirmed_at": self.now, "payload": None, "retired_at": self.now})
         self.flush()
 
     def flush(self) -> None:

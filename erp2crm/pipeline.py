@@ -405,8 +405,9 @@ def push_target(run_id: str, target_name: str) -> dict:
         raise DataError(f"target {target_name!r}: {counts['rejected']} of {attempted} records rejected, above "
                         f"the {limit:.0%} limit; see the push receipts")
     contacts = counts.get("contacts") or {}
-    if contacts.get("sent") and contacts["rejected"] / contacts["sent"] > limit:
-        raise DataError(f"target {target_name!r}: {contacts['rejected']} of {contacts['sent']} contacts rejected, "
+    tried = contacts.get("sent", 0) + contacts.get("to_retire", 0)
+    if tried and contacts["rejected"] / tried > limit:
+        raise DataError(f"target {target_name!r}: {contacts['rejected']} of {tried} contacts rejected, "
                         f"above the {limit:.0%} limit; see the contact receipts")
     return counts
 

@@ -254,6 +254,7 @@ def dry_run(hub: HubStore, target: TargetConfig) -> dict:
         contacts = plan_contacts(hub, target, work.mapping, contact_state)
         known = set(contact_state["contact_key"])
         out["contacts"] = {"create": sum(k not in known for k, *_ in contacts.send),
-                           "update": sum(k in known for k, *_ in contacts.send), "unchanged": len(contacts.unchanged),
+                           "update": sum(k in known for k, *_ in contacts.send), "retire": len(contacts.retire),
+                           "unchanged": len(contacts.unchanged),
                            "deferred": len(contacts.deferred), "skipped": len(contacts.skipped)}
     return out

@@ -133,8 +133,8 @@ def render(hub: HubStore, summary: dict, folder: Path) -> str:
     target_rows = [[name, t.get("sent", 0), t.get("created", 0), t.get("updated", 0), t.get("retired", 0),
                     t.get("unchanged", 0), t.get("skipped", 0), t.get("rejected", 0)]
                    for name, t in summary.get("targets", {}).items()]
-    contact_rows = [[name, c.get("sent", 0), c.get("created", 0), c.get("updated", 0), c.get("unchanged", 0),
-                     c.get("deferred", 0), c.get("skipped", 0), c.get("rejected", 0)]
+    contact_rows = [[name, c.get("sent", 0), c.get("created", 0), c.get("updated", 0), c.get("retired", 0),
+                     c.get("unchanged", 0), c.get("deferred", 0), c.get("skipped", 0), c.get("rejected", 0)]
                     for name, c in ((n, t.get("contacts")) for n, t in summary.get("targets", {}).items()) if c]
     codes = held.assign(code=held["reason_code"].str.split(";")).explode("code")
     reasons = codes.groupby(["stage", "entity", "code"]).size().sort_values(ascending=False, kind="stable")
@@ -184,8 +184,9 @@ def render(hub: HubStore, summary: dict, folder: Path) -> str:
         "<h2>Sent to the CRM</h2>",
         _table(["target", "sent", "created", "updated", "retired", "unchanged", "skipped", "rejected"], target_rows),
         *(["<h3>Contact persons</h3><p class=muted>Sent after their accounts; deferred: their account is not in "
-           "the CRM yet (a later run sends them).</p>",
-           _table(["target", "sent", "created", "updated", "unchanged", "deferred", "skipped", "rejected"],
+           "the CRM yet (a later run sends them); retired: merged into another contact of the same person, or "
+           "(mirror) gone from the ERP.</p>",
+           _table(["target", "sent", "created", "updated", "retired", "unchanged", "deferred", "skipped", "rejected"],
                   contact_rows)] if contact_rows else []),
         "<h3>Refused by the CRM</h3>", _table(["target", "customer", "error"], rejected_rows, numeric_from=9, wrap=2),
         "<h2>Customers by segment</h2>", _bars({_label(k): int(v) for k, v in segment_counts.items()}, " customers"),

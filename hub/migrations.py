@@ -64,13 +64,18 @@ def _v7_contacts(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
+def _v8_retired_contacts(conn: Connection) -> None:
+    _add_columns(conn, schema.contact_push_state, ["retired_at"])
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
               (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
               (4, "order line and payment tables", _v4_new_entity_tables),
               (5, "record fingerprints, scored pairs and the review queue", _v5_matching_state),
               (6, "retired CRM records; receipt notes", _v6_retired_records),
-              (7, "contacts: entity tables, push state and receipts", _v7_contacts)]
+              (7, "contacts: entity tables, push state and receipts", _v7_contacts),
+              (8, "retired CRM contacts", _v8_retired_contacts)]
 LATEST = MIGRATIONS[-1][0]
 
 

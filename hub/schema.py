@@ -123,6 +123,7 @@ contact_push_state = Table(
     Column("target", String(64), nullable=False), Column("contact_key", KEY_TYPE, nullable=False),
     Column("customer_id", KEY_TYPE), Column("payload_hash", String(64)), Column("crm_id", String(64)),
     Column("confirmed_at", DateTime), Column("payload", Text),
+    Column("retired_at", DateTime),  # when its record was flagged or archived (merged into another contact, gone)
     PrimaryKeyConstraint("target", "contact_key"))
 
 contact_receipts = Table(
@@ -130,7 +131,7 @@ contact_receipts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", KEY_TYPE, index=True), Column("target", String(64)), Column("contact_key", KEY_TYPE),
     Column("customer_id", KEY_TYPE),
-    Column("result", String(16)),  # created | updated | unchanged | skipped | deferred | rejected | unsent
+    Column("result", String(16)),  # created | updated | unchanged | retired | skipped | deferred | rejected | unsent
     Column("crm_id", String(64)), Column("error", Text), Column("payload_hash", String(64)),
     Column("pushed_at", DateTime), Column("note", Text))
 

@@ -56,7 +56,7 @@ def hubspot(monkeypatch):
 
 
 def world(hub: HubStore, names: dict[str, str | None], records=RECORDS, contacts=CONTACTS,
-          merged: dict[str, list[str]] | None = None) -> None:
+          merged: dict[str, list[str]] | None = None, inactive: frozenset = frozenset()) -> None:
     """The hub as reconcile and enrich leave it: customers and profiles, the crosswalk, the contacts."""
     hub.replace_rows("customers", [{"customer_id": c, "is_active": True, "held": False} for c in names])
     hub.replace_rows("profiles", [{"customer_id": c, "profile": json.dumps({"customer_id": c, "name": n}),
@@ -67,7 +67,7 @@ def world(hub: HubStore, names: dict[str, str | None], records=RECORDS, contacts
         hub.insert_rows("customer_events", [{"run_id": "r", "event": "merged", "customer_id": survivor,
                                              "previous_ids": json.dumps(gone)}])
     frame = pd.DataFrame([{"source_system": s, "source_id": i, "customer_source_id": p, "name": n, "email": e,
-                           "is_active": True, "updated_at": pd.Timestamp(u, tz="UTC")}
+                           "is_active": i not in inactive, "updated_at": pd.Timestamp(u, tz="UTC")}
                           for s, i, p, n, e, u in contacts])
     hub.replace_rows("contacts", [])
     hub.upsert_entity("contact", frame, "r")
@@ -96,7 +96,7 @@ def test_salesforce_contacts_linked_to_their_accounts_once_per_person(hub, sales
     preview = dry_run(hub, SF)["contacts"]  # the accounts are not in the CRM yet: the push creates them first
     assert (preview["create"], preview["deferred"]) == (0, 3)
     shown = CliRunner().invoke(main, ["push", "--dry-run", "--hub", str(hub.engine.url), "--target", "salesforce"])
-    assert "contacts: 0 to create, 0 to update, 0 unchanged, 0 skipped, 3 deferred" in shown.output, shown.output
+    assert "contacts: 0 to create, 0 to update, 0 to retire, 0 unchanged, 0 skipped, 3 deferred" in shown.output, shown.output
     first = push(hub, "r1", SF)["contacts"]
     assert (first["sent"], first["created"], first["rejected"], first["deferred"]) == (3, 3, 0, 0)
     contacts = sf_contacts(salesforce)
@@ -109,7 +109,8 @@ def test_salesforce_contacts_linked_to_their_accounts_once_per_person(hub, sales
     assert json.loads(wang["ERP2CRM_Source_Ids__c"]) == ["erpnext:Wei Wang-CUST-00001", "odoo:101"]
     assert (contacts["odoo:102"]["customer"], contacts["odoo:102"]["LastName"]) == ("C1", "Schmidt")
     assert contacts["odoo:103"]["customer"] == "C2"
-    assert dry_run(hub, SF)["contacts"] == {"create": 0, "update": 0, "unchanged": 3, "deferred": 0, "skipped": 0}
+    assert dry_run(hub, SF)["contacts"] == {"create": 0, "update": 0, "retire": 0, "unchanged": 3, "deferred": 0,
+                                           "skipped": 0}
     again = push(hub, "r2", SF)
     assert (again["contacts"]["sent"], again["contacts"]["unchanged"], again["api_calls"],
             again["contacts"]["api_calls"]) == (0, 3, 0, 0)
@@ -146,6 +147,70 @@ def test_a_contact_moves_to_the_survivor_of_a_merge(hub, salesforce):
     assert (result["retired"], result["contacts"]["updated"], result["contacts"]["unchanged"]) == (1, 1, 2)
     assert sf_contacts(salesforce)["odoo:103"]["customer"] == "C1"
     assert len(salesforce.records("Contact")) == 3
+
+
+def test_a_contact_merged_into_another_of_the_same_person_is_retired(hub, salesforce):
+    """Wang Wei is a contact of C1 and of C2 with one e-mail: two CRM contacts while C1 and C2 are two customers, one
+    once C2 is merged into C1. The other is flagged "merged" (any mode but create_only), or deleted with archive."""
+    shared = CONTACTS[:1] + [("odoo", "104", "2", "Wang Wei", "wei.wang@huaxin.example.cn", "2026-02-02")]
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"}, contacts=shared)
+    assert push(hub, "r1", SF)["contacts"]["created"] == 2
+    world(hub, {"C1": "Huaxin Trading"}, records={**RECORDS, ("odoo", "2"): "C1"}, contacts=shared,
+          merged={"C1": ["C2"]})
+    assert dry_run(hub, SF)["contacts"]["retire"] == 1
+    result = push(hub, "r2", SF)["contacts"]
+    assert (result["to_retire"], result["retired"], result["rejected"]) == (1, 1, 0)
+    contacts = sf_contacts(salesforce)
+    assert (contacts["odoo:101"]["ERP2CRM_Status__c"], contacts["odoo:104"]["ERP2CRM_Status__c"]) == \
+        ("active", "merged")
+    assert json.loads(contacts["odoo:101"]["ERP2CRM_Source_Ids__c"]) == ["odoo:101", "odoo:104"]
+    assert receipts(hub, "r2")["odoo:104"] == ("retired", "merged")
+    assert push(hub, "r3", SF)["contacts"]["api_calls"] == 0  # retired once, not again
+
+
+def test_mirror_retires_contacts_gone_or_inactive_and_writes_them_again_when_they_come_back(hub, hubspot):
+    mirror = HS.model_copy(update={"mode": "mirror", "retire": "archive"})
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"})
+    assert push(hub, "r1", mirror)["contacts"]["created"] == 3
+    # Anna Schmidt (odoo:102) is deleted in Odoo, Li Na (odoo:103) set inactive.
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"}, contacts=CONTACTS[:2] + CONTACTS[3:],
+          inactive=frozenset({"103"}))
+    result = push(hub, "r2", mirror)["contacts"]
+    assert (result["retired"], result["unchanged"]) == (2, 1)
+    assert set(hs_contacts(hubspot)) == {"erpnext:Wei Wang-CUST-00001"}  # archived in HubSpot
+    assert receipts(hub, "r2")["odoo:102"] == ("retired", "gone")
+    assert receipts(hub, "r2")["odoo:103"] == ("retired", "inactive")
+    assert push(hub, "r3", mirror)["contacts"]["api_calls"] == 0
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"})  # both back in the ERP, active
+    back = push(hub, "r4", mirror)["contacts"]
+    assert (back["sent"], back["rejected"]) == (2, 0)
+    contacts = hs_contacts(hubspot)
+    assert (contacts["odoo:103"]["companies"], contacts["odoo:103"]["erp2crm_status"]) == (["C2"], "active")
+    assert len(contacts) == 3
+
+
+def test_upsert_mode_leaves_contacts_gone_from_the_erp(hub, salesforce):
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"})
+    push(hub, "r1", SF)
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"}, contacts=CONTACTS[:2] + CONTACTS[3:])
+    assert push(hub, "r2", SF)["contacts"]["to_retire"] == 0
+    assert sf_contacts(salesforce)["odoo:102"]["ERP2CRM_Status__c"] == "active"
+
+
+def test_a_contact_not_flagged_without_a_status_field_says_why(hub, salesforce, tmp_path):
+    import yaml
+
+    mapping = yaml.safe_load(open(SF.mapping_path))
+    del mapping["contacts"]["status_field"]
+    (tmp_path / "salesforce.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True))
+    mirror = SF.model_copy(update={"mode": "mirror", "mapping": str(tmp_path / "salesforce.yaml")})
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"})
+    push(hub, "r1", mirror)
+    world(hub, {"C1": "Huaxin Trading", "C2": "Beta Foods"}, contacts=CONTACTS[:2] + CONTACTS[3:])
+    result = push(hub, "r2", mirror)["contacts"]
+    assert (result["retired"], result["skipped"], result["rejected"]) == (0, 1, 0)
+    result, note = receipts(hub, "r2")["odoo:102"]
+    assert result == "skipped" and note.startswith("gone: not flagged") and "status_field" in note
 
 
 def test_modes_apply_to_contacts(hub, salesforce):
