@@ -129,6 +129,25 @@ class BottlecrmSink:
         found = self._scan() if unknown >= self.scan_threshold else None
         return [self._upsert_one(p, known.get(p[self.external_id_field]), found) for p in payloads]
 
+    def archive(self, items: list[tuple[str, str | None]]) -> list[PushResult]:
+        """Close records (is_active false: BottleCRM's closed accounts, inactive contacts), which BottleCRM lists
+        apart and a user can reopen; nothing is deleted. (external id, CRM id or None) in, one result each."""
+        return [self._set_active(ext, crm_id, False) for ext, crm_id in items]
+
+    def reopen(self, items: list[tuple[str, str | None]]) -> list[PushResult]:
+        """Undo `archive` for records that came back in the ERP, before they are written again."""
+        return [self._set_active(ext, crm_id, True) for ext, crm_id in items]
+
+    def _set_active(self, external_id: str, crm_id: str | None, active: bool) -> PushResult:
+        crm_id = crm_id or next(iter(self._search(external_id)), None)
+        if crm_id is None:  # reopening: the upsert that follows creates it
+            return PushResult(external_id, active, error=None if active else
+                              f"no BottleCRM {self.sobject} carries {external_id}")
+        response = self.client.request("PATCH", f"{self.root}{crm_id}/", json={"is_active": active})
+        if response.status_code == 404:  # deleted in BottleCRM since: nothing to close (the upsert recreates it)
+            return PushResult(external_id, True, crm_id=crm_id)
+        return self._result(external_id, response, crm_id, created=False)
+
     def current_values(self, crm_ids: list[str], fields: list[str]) -> dict[str, dict]:
         """The CRM's values of `fields` for these accounts, one GET each (BottleCRM has no batch read); an
         account deleted in BottleCRM since is left out, so its fields count as empty."""

@@ -72,15 +72,13 @@ class TargetConfig(_Endpoint):
     # Every mode but create_only retires the records of customers merged into another.
     mode: Literal["upsert", "update_only", "create_only", "mirror"] = "upsert"
     # How a record is retired: flag (write the mapping's status_field, and merged_into_field) or archive
-    # (delete it: Salesforce recycle bin, HubSpot archive).
+    # (Salesforce: delete to the recycle bin; HubSpot: archive; BottleCRM: close, is_active false).
     retire: Literal["flag", "archive"] = "flag"
     # A request budget; when it is used up the push stops (QuotaExhausted) and the next run resumes. None: no cap.
     request_budget: RequestBudgetConfig | None = None
 
     @model_validator(mode="after")
     def _batch_limit(self) -> "TargetConfig":
-        if self.retire == "archive" and self.kind == "bottlecrm":
-            raise ValueError("retire: bottlecrm records can only be flagged (retire: flag)")
         if "bulk_threshold" in self.model_fields_set and self.kind != "salesforce":
             raise ValueError(f"bulk_threshold: only a salesforce target has a Bulk API ({self.kind} has none)")
         limit = BATCH_LIMITS[self.kind]

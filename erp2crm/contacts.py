@@ -171,7 +171,8 @@ def _to_retire(target: TargetConfig, state: pd.DataFrame, current: list[dict]) -
 def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: OutboundMapping) -> dict:
     """Push the contacts after the accounts: batch by batch, each batch's confirmed writes saved at once."""
     from connectors.registry import open_sink
-    from erp2crm.push import batches, fill_if_empty
+    from connectors.salesforce import PushResult
+    from erp2crm.push import batches, fill_if_empty, reopen
 
     section = mapping.contacts
     state = hub.read_table("contact_push_state")
@@ -187,11 +188,17 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
         held = state[state["retired_at"].isna()]
         known = {k: i for k, i in zip(held["contact_key"], held["crm_id"]) if isinstance(i, str) and i}
         linked_to = dict(zip(state["contact_key"], state["customer_id"]))
+        to_send = work.send
         try:
-            items = [(k, p, d) for k, p, d, _ in work.send]
+            every_id = {k: i for k, i in zip(state["contact_key"], state["crm_id"]) if isinstance(i, str) and i}
+            closed = reopen(sink, target, state, "contact_key", [k for k, *_ in work.send], every_id)
+            log.written([i for i in work.send if i[0] in closed],
+                        [PushResult(k, False, error=closed[k]) for k, *_ in work.send if k in closed])
+            to_send = [i for i in work.send if i[0] not in closed]
+            items = [(k, p, d) for k, p, d, _ in to_send]
             payloads = fill_if_empty(sink, section.fill_if_empty(), target.name, items, known)
             for batch in batches(sink, target, payloads):
-                chunk = work.send[sent:sent + len(batch)]
+                chunk = to_send[sent:sent + len(batch)]
                 results = sink.upsert(batch, known_ids=known)
                 if section.account.association:
                     results = _associate(hub, target, sink, section.account.association, chunk, results, linked_to)
@@ -203,7 +210,7 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
         except Erp2CrmError as e:
             stopped = e
             log.receipts += [log.receipt(k, c, "unsent", error=str(e), payload_hash=d)
-                             for k, _, d, c in work.send[sent:]]
+                             for k, _, d, c in to_send[sent:]]
             if not retired:
                 log.receipts += [log.receipt(k, c, "unsent", error=str(e), note=reason)
                                  for k, c, reason, _ in work.retire]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from connectors.outbound import OutboundMapping, build_payload, load_outbound, payload_hash, retirement_payload
 from connectors.registry import open_sink
+from connectors.salesforce import PushResult
 from erp2crm.config import TargetConfig
 from erp2crm.errors import ConfigError, Erp2CrmError
 from hub import HubStore
@@ -115,12 +116,23 @@ def _retire(sink, target: TargetConfig, mapping: OutboundMapping, retire: list, 
         results = sink.archive([(c, known_ids.get(c)) for c, _, _ in retire])
         return [(c, reason, None, r) for (c, reason, _), r in zip(retire, results)]
     if not mapping.status_field:
-        from connectors.salesforce import PushResult
         why = (f"not flagged: mappings/{target.mapping_path.name} has no status_field (or set retire: archive)")
         return [(c, reason, None, PushResult(c, False, error=why)) for c, reason, _ in retire]
     payloads = [retirement_payload(mapping, c, reason, into) for c, reason, into in retire]
     results = sink.upsert(payloads, known_ids=known_ids)
     return [(c, reason, p, r) for (c, reason, _), p, r in zip(retire, payloads, results)]
+
+
+def reopen(sink, target: TargetConfig, state, key: str, sending: list[str], known_ids: dict[str, str]) -> dict:
+    """Records archived by an earlier run that are sent again: a CRM that archives by closing them (BottleCRM)
+    reopens them first; a deleted one (Salesforce, HubSpot) is simply created again by the upsert. A record that
+    cannot be reopened is not written (it would stay closed): key → why, for its rejected receipt."""
+    if target.retire != "archive" or not hasattr(sink, "reopen"):
+        return {}
+    retired = set(state.loc[state["retired_at"].notna(), key])
+    back = [(k, known_ids.get(k)) for k in sending if k in retired]
+    return {r.external_id: f"archived, and could not be reopened: {r.error}"
+            for r in (sink.reopen(back) if back else []) if not r.ok}
 
 
 def batches(sink, target: TargetConfig, payloads: list[dict]):
@@ -144,17 +156,22 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
         known_ids = {c: i for c, i in zip(state["customer_id"], state["crm_id"]) if isinstance(i, str) and i}
         # Batch by batch, each batch's confirmed writes saved at once: when a batch fails for good (a used-up
         # quota, an outage outlasting the retries) or the task is killed, the next try sends only the rest.
+        to_send = work.send
         try:
-            payloads = (fill_if_empty(sink, work.mapping.fill_if_empty(), work.mapping.target, work.send, known_ids)
-                        if work.send else [])
+            closed = reopen(sink, target, state, "customer_id", [c for c, _, _ in work.send], known_ids)
+            log.written([i for i in work.send if i[0] in closed],
+                        [PushResult(c, False, error=closed[c]) for c, _, _ in work.send if c in closed])
+            to_send = [i for i in work.send if i[0] not in closed]
+            payloads = (fill_if_empty(sink, work.mapping.fill_if_empty(), work.mapping.target, to_send, known_ids)
+                        if to_send else [])
             for batch in batches(sink, target, payloads):
-                log.written(work.send[sent:sent + len(batch)], sink.upsert(batch, known_ids=known_ids))
+                log.written(to_send[sent:sent + len(batch)], sink.upsert(batch, known_ids=known_ids))
                 sent += len(batch)
             if work.retire:
                 log.retired(work.retire, _retire(sink, target, work.mapping, work.retire, known_ids), known_ids)
         except Erp2CrmError as e:
             stopped = e
-            log.receipts += [log.receipt(c, "unsent", error=str(e), payload_hash=d) for c, _, d in work.send[sent:]]
+            log.receipts += [log.receipt(c, "unsent", error=str(e), payload_hash=d) for c, _, d in to_send[sent:]]
             log.receipts += [log.receipt(c, "unsent", error=str(e), note=reason) for c, reason, _ in work.retire]
         api_calls = sink.client.requests_sent
     log.flush()

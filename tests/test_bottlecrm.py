@@ -349,3 +349,66 @@ def test_contacts_are_linked_to_their_account_and_follow_a_merge(bottlecrm, tmp_
     moved = push(hub, "r4", target)
     assert (moved["retired"], moved["contacts"]["updated"], moved["contacts"]["unchanged"]) == (1, 1, 1)
     assert contact("odoo:102")["account"] == accounts[first_customer]
+
+
+def test_archive_closes_accounts_and_contacts_and_reopens_them_when_they_come_back(bottlecrm, tmp_path, monkeypatch):
+    """Against the real server, mirror mode with retire: archive. BottleCRM's archive is its closed state
+    (is_active false: closed accounts, inactive contacts), which a user can undo; nothing is deleted. A customer
+    and contact that come back in the ERP are reopened and updated, never created a second time."""
+    import pandas as pd
+
+    from erp2crm.config import TargetConfig
+    from erp2crm.push import push
+    from hub import HubStore
+
+    monkeypatch.setenv("AIRFLOW_CONN_BOTTLECRM_DEFAULT", json.dumps(
+        {"conn_type": "http", "host": bottlecrm.url, "password": bottlecrm.token}))
+    hub = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.migrate()
+    tag = uuid.uuid4().hex[:6]
+    kept, leaving = f"{tag}-0", f"{tag}-1"
+    target = TargetConfig(name="bottlecrm", kind="bottlecrm", mode="mirror", retire="archive")
+    # Contact keys are odoo:<id>: tagged, as the server is shared by the tests of this module.
+    people = {f"{tag}01": ("1", "Li Na", f"li.na.{tag}@example.cn"),
+              f"{tag}02": ("2", "Anna Schmidt", f"anna.{tag}@example.de")}
+
+    def put(customers: dict[str, str], **changes):
+        """customers: ERP record id → customer id; the contacts of those records only."""
+        hub.replace_rows("customers", [{"customer_id": c, "is_active": True, "held": False} for c in customers.values()])
+        hub.replace_rows("profiles", [{"customer_id": c, "push_ready": True, "profile": json.dumps(
+            {"customer_id": c, **_profile(int(c[-1]), tag, **changes)})} for c in customers.values()])
+        hub.replace_rows("crosswalk", [{"source_system": "odoo", "source_id": r, "customer_id": c}
+                                       for r, c in customers.items()])
+        hub.replace_rows("contacts", [])
+        hub.upsert_entity("contact", pd.DataFrame([
+            {"source_system": "odoo", "source_id": i, "customer_source_id": p, "name": n, "email": e,
+             "is_active": True, "updated_at": pd.Timestamp("2026-01-01", tz="UTC")}
+            for i, (p, n, e) in people.items() if p in customers]), "r")
+
+    def account(crm_id: str) -> dict:
+        return bottlecrm.api("GET", f"accounts/{crm_id}/").json()["account_obj"]
+
+    def contact(key: str) -> dict:
+        page = bottlecrm.api("GET", "contacts/", params={"cf_erp2crm_contact_id": key}).json()
+        assert page["count"] == 1, page["count"]
+        return page["results"][0]
+
+    put({"1": kept, "2": leaving})
+    first = push(hub, "r1", target)
+    assert (first["created"], first["contacts"]["created"]) == (2, 2)
+    crm_ids = hub.read_table("push_state").set_index("customer_id")["crm_id"].to_dict()
+
+    put({"1": kept})  # the customer, and its contact, deleted in the ERP
+    gone = push(hub, "r2", target)
+    assert (gone["retired"], gone["rejected"], gone["contacts"]["retired"], gone["contacts"]["rejected"]) == (1, 0, 1, 0)
+    assert (account(crm_ids[leaving])["is_active"], account(crm_ids[kept])["is_active"]) == (False, True)
+    assert (contact(f"odoo:{tag}02")["is_active"], contact(f"odoo:{tag}01")["is_active"]) == (False, True)
+
+    put({"1": kept, "2": leaving}, segment="vip")  # back, and changed
+    back = push(hub, "r3", target)
+    assert (back["updated"], back["created"], back["rejected"]) == (2, 0, 0)
+    assert (back["contacts"]["updated"], back["contacts"]["created"], back["contacts"]["rejected"]) == (1, 0, 0)
+    returned = account(crm_ids[leaving])
+    assert (returned["is_active"], returned["custom_fields"]["erp2crm_segment"]) == (True, "vip")
+    assert _accounts_with(bottlecrm, leaving) == [crm_ids[leaving]]
+    assert contact(f"odoo:{tag}02")["is_active"] is True

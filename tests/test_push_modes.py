@@ -12,7 +12,7 @@ import yaml
 
 from emulators.hubspot import HubspotEmulator
 from emulators.salesforce import SalesforceEmulator
-from erp2crm.config import TargetConfig, load_config
+from erp2crm.config import TargetConfig
 from erp2crm.errors import ConfigError
 from erp2crm.push import dry_run, push
 from hub import HubStore
@@ -225,11 +225,3 @@ def test_invalid_ownership_rules_are_named(tmp_path, rules, expected):
     with pytest.raises(ConfigError) as err:
         load_outbound(target.mapping_path)
     assert expected in str(err.value)
-
-
-def test_bottlecrm_records_can_only_be_flagged(tmp_path):
-    path = tmp_path / "erp2crm.yaml"
-    path.write_text(yaml.safe_dump({"sources": [{"name": "odoo"}],
-                                    "targets": [{"name": "bottlecrm", "kind": "bottlecrm", "retire": "archive"}]}))
-    with pytest.raises(ConfigError, match="targets.0: retire: bottlecrm records can only be flagged"):
-        load_config(path)
