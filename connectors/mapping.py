@@ -53,6 +53,9 @@ class Lookup(_Strict):
     key: str
     value: str
     where: dict[str, str | int | bool | list[str | int | bool]] = {}  # a list means any of these values
+    # A key the table does not hold passes through as it is, rather than becoming empty: a document whose partner
+    # is missing keeps that partner's id, and is held as orphan_customer naming it.
+    keep_unmatched: bool = False
 
     _check = field_validator("table", "key", "value")(classmethod(lambda cls, v: _identifier(v)))
 

@@ -48,8 +48,10 @@ def _apply(spec: FieldSpec, chunk: pd.DataFrame, lookups: dict) -> pd.Series:
         return pd.Series([spec.default] * len(chunk), index=chunk.index, dtype=object)
     values = _first_non_null(chunk, spec.columns)
     for lookup in spec.lookups:
-        table = lookups[lookup_id(lookup)]
-        values = _text(values).map(table)
+        text = _text(values)
+        values = text.map(lookups[lookup_id(lookup)])
+        if lookup.keep_unmatched:
+            values = values.where(values.notna(), text)
     if spec.values is not None:
         text = _text(values)
         mapped = text.map(spec.values)

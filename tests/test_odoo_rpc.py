@@ -107,6 +107,39 @@ def test_a_change_is_the_only_row_in_a_window_around_now(demo_db, tmp_path):
         assert len(earlier) == _rpc(odoo).check()["customer_record"] - 1
 
 
+def test_documents_addressed_to_a_contact_person_belong_to_its_company(demo_db, tmp_path):
+    """Odoo users often address an order, invoice or ticket to the person they deal with, a child partner of the
+    company: the document is the company's (commercial_partner_id), through SQL and JSON-RPC alike. A partner
+    missing from res_partner is kept as it is, so the document is held as orphan_customer naming it."""
+    db = tmp_path / "odoo.db"
+    shutil.copy(demo_db, db)
+    with sqlite3.connect(db) as conn:
+        person, company = conn.execute("SELECT id, parent_id FROM res_partner WHERE parent_id IS NOT NULL "
+                                       "AND parent_id IN (SELECT id FROM res_partner WHERE parent_id IS NULL) "
+                                       "ORDER BY id LIMIT 1").fetchone()
+        order = conn.execute("SELECT MIN(id) FROM sale_order").fetchone()[0]
+        invoice = conn.execute("SELECT MIN(move_id) FROM account_move_line WHERE id IN "
+                               "(SELECT debit_move_id FROM account_partial_reconcile)").fetchone()[0]
+        ticket = conn.execute("SELECT MIN(id) FROM helpdesk_ticket").fetchone()[0]
+        conn.execute("UPDATE sale_order SET partner_id = ? WHERE id = ?", (person, order))
+        conn.execute("UPDATE account_move SET partner_id = ? WHERE id = ?", (person, invoice))
+        conn.execute("UPDATE account_move_line SET partner_id = ? WHERE move_id = ?", (person, invoice))
+        conn.execute("UPDATE helpdesk_ticket SET partner_id = 999999 WHERE id = ?", (ticket,))
+        payments = {str(i) for (i,) in conn.execute(
+            "SELECT p.id FROM account_partial_reconcile p JOIN account_move_line l ON l.id = p.debit_move_id "
+            "WHERE l.move_id = ?", (invoice,))}
+    with OdooEmulator(db, DATABASE, LOGIN, API_KEY) as odoo:
+        for source in (_rpc(odoo), _sql(db)):
+            name = type(source).__name__
+            owner = lambda entity, ids: set(_all(source, entity).set_index("source_id").loc[list(ids), "customer_source_id"])  # noqa: E731
+            assert owner("order", [str(order)]) == {str(company)}, name
+            lines = _all(source, "order_line")
+            assert set(lines.loc[lines["order_source_id"] == str(order), "customer_source_id"]) == {str(company)}, name
+            assert owner("invoice", [str(invoice)]) == {str(company)}, name
+            assert owner("payment", payments) == {str(company)}, name
+            assert owner("service_ticket", [str(ticket)]) == {"999999"}, name  # kept: held as orphan_customer
+
+
 def test_refused_logins_are_config_errors(odoo):
     with pytest.raises(ConfigError, match=r"refused the login of 'erp2crm' to database 'odoo_demo'"):
         _rpc(odoo, client=_client(odoo, password="wrong")).check()
