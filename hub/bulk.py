@@ -1,4 +1,7 @@
-"""Bulk writes of coerced frames into hub tables, without SQLAlchemy's per-row, per-column Python work.
+"""Bulk reads and writes of coerced frames from and into hub tables, without SQLAlchemy's per-row, per-column
+Python work, a slice of rows at a time (so that a 5-million-row entity never exists as 5 million Python tuples).
+
+Reads: the query's SQL on the driver's cursor, fetched in slices, each coerced to the canonical kinds at once.
 
 SQLite: one `executemany` of plain tuples on the driver connection (timestamps as the text SQLAlchemy's SQLite
 DATETIME stores and reads back, booleans as 0/1), upserts as INSERT OR REPLACE on the primary key.
@@ -12,6 +15,34 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Boolean, Date, DateTime, Table, delete, insert, tuple_
 from sqlalchemy.engine import Connection
+
+from hub.frames import coerce
+
+SLICE_ROWS = 200_000  # rows per fetch and per executemany / COPY: bounds the Python objects alive at once
+
+
+def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows of `query` as a frame of `fields` coerced to their kinds, plus the `keep` columns as they are."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(sql)
+        columns = [d[0] for d in cursor.description]
+        parts = []
+        while rows := cursor.fetchmany(SLICE_ROWS):
+            parts.append(_typed(pd.DataFrame.from_records(rows, columns=columns), fields, keep))
+    finally:
+        cursor.close()
+    if not parts:
+        return _typed(pd.DataFrame(columns=columns), fields, keep)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _typed(raw: pd.DataFrame, fields: dict[str, str], keep: tuple[str, ...]) -> pd.DataFrame:
+    frame = coerce(raw, fields, stored=True)
+    for name in keep:
+        frame[name] = raw[name].astype(object).where(raw[name].notna(), None)
+    return frame
 
 
 def _column_values(col: pd.Series, sql_type, dialect: str) -> np.ndarray:
@@ -52,8 +83,11 @@ def upsert_frame(conn: Connection, table: Table, frame: pd.DataFrame, keys: tupl
 
 
 def _write(conn: Connection, table: Table, frame: pd.DataFrame, keys: tuple[str, ...] | None) -> None:
-    if frame.empty:
-        return
+    for start in range(0, len(frame), SLICE_ROWS):
+        _write_slice(conn, table, frame.iloc[start:start + SLICE_ROWS], keys)
+
+
+def _write_slice(conn: Connection, table: Table, frame: pd.DataFrame, keys: tuple[str, ...] | None) -> None:
     columns, rows = _rows(conn, table, frame)
     q = conn.dialect.identifier_preparer.quote
     names = ", ".join(q(c) for c in columns)

@@ -35,15 +35,18 @@ def _strings(col: pd.Series) -> pd.Series:
     return out
 
 
-def coerce(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
-    """Return a frame with exactly `fields`, in order, each coerced to its kind (missing columns are null)."""
+def coerce(df: pd.DataFrame, fields: dict[str, str], stored: bool = False) -> pd.DataFrame:
+    """Return a frame with exactly `fields`, in order, each coerced to its kind (missing columns are null).
+    `stored`: the values come from the hub, whose timestamps and dates are ISO text or datetime objects, parsed by
+    the vectorised ISO 8601 path instead of guessing each value's format."""
     out = pd.DataFrame(index=df.index)
+    when = "ISO8601" if stored else "mixed"
     for name, kind in fields.items():
         col = df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
         if kind == TIMESTAMP:
-            out[name] = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
+            out[name] = pd.to_datetime(col, utc=True, errors="coerce", format=when)
         elif kind == DATE:
-            out[name] = pd.to_datetime(col, errors="coerce", format="mixed", utc=True).dt.tz_convert(None).dt.normalize()
+            out[name] = pd.to_datetime(col, errors="coerce", format=when, utc=True).dt.tz_convert(None).dt.normalize()
         elif kind == FLOAT:
             out[name] = pd.to_numeric(col, errors="coerce").astype(float)
         elif kind == INTEGER:

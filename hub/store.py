@@ -66,18 +66,12 @@ class HubStore:
         """The run's landing rows of `entity`, with their parse errors."""
         table = schema.STAGING_TABLES[entity]
         with self.engine.connect() as conn:
-            raw = pd.read_sql(select(table).where(table.c.run_id == run_id), conn)
-        frame = coerce(raw, ENTITIES[entity].fields)
-        frame[PARSE_ERRORS] = raw[PARSE_ERRORS].astype(object).where(raw[PARSE_ERRORS].notna(), None)
-        return frame
+            return bulk.read_frame(conn, select(table).where(table.c.run_id == run_id), ENTITIES[entity].fields,
+                                   keep=(PARSE_ERRORS,))
 
     def read_entity(self, entity: str) -> pd.DataFrame:
-        return self._read_entity(entity, select(schema.ENTITY_TABLES[entity]))
-
-    def _read_entity(self, entity: str, query) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            raw = pd.read_sql(query, conn)
-        return coerce(raw, ENTITIES[entity].fields)
+            return bulk.read_frame(conn, select(schema.ENTITY_TABLES[entity]), ENTITIES[entity].fields)
 
     def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> int:
         """Make `df` the current version of its rows (keyed by source_system, source_id)."""
