@@ -16,7 +16,7 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import NullType
 
 from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
-from connectors.transform import _text, map_chunk
+from connectors.transform import _first_non_null, _text, map_chunk
 from connectors.window import Window
 from erp2crm.errors import ConfigError, TransientError
 
@@ -55,10 +55,15 @@ class SqlSource:
     def extract(self, entity: str, window: Window | None, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
         """Yield canonical rows of `entity` changed in `window` (all rows when None), chunk by chunk."""
         stream = self.mapping.streams[entity]
-        with self._reading(stream) as conn:
-            lookups = self._load_lookups(conn, entity, stream)
+        # A full read loads each lookup table whole, once. An incremental window (a start) reads only the lookup
+        # rows its own rows point to: a day's new order lines need a few hundred orders, not every order ever.
+        keyed = window is not None and window.start is not None and any(s.lookups for s in stream.fields.values())
+        with self._reading(stream) as conn, (self._connect() if keyed else _nothing()) as lookup_conn:
+            lookups = _KeyedLookups() if keyed else self._load_lookups(conn, entity, stream)
             query = self._query(conn, entity, stream, window)
             for chunk in pd.read_sql(query, conn, chunksize=chunk_size):
+                if keyed:  # on a connection of its own: a streaming cursor (MySQL) allows no other query
+                    self._fetch_lookup_keys(lookup_conn, entity, stream, chunk, lookups)
                 yield map_chunk(chunk, entity, stream, lookups, self.name, self.mapping)
 
     def extract_keys(self, entity: str, keys: list[str], chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
@@ -165,22 +170,59 @@ class SqlSource:
         for field, spec in stream.fields.items():
             for lookup in spec.lookups:
                 ident = lookup_id(lookup)
-                if ident in out:
-                    continue
-                where = f"streams.{entity}.fields.{field}.lookup"
-                table = self._table(conn, lookup.table, where)
-                cols = [self._column(table, c, where) for c in (lookup.key, lookup.value, *lookup.where)]
-                order = [c for c in table.primary_key.columns] or [cols[0]]
-                frame = pd.read_sql(select(*cols).order_by(*order), conn)
-                for column, wanted in lookup.where.items():
-                    wanted = wanted if isinstance(wanted, list) else [wanted]
-                    frame = frame[_text(frame[column]).isin([_as_text(w) for w in wanted])]
-                # Keys as the documents' values are compared: text, integral floats without ".0" (an id column
-                # with a null reads as floats).
-                keys = _text(frame[lookup.key])
-                frame = frame.assign(_key=keys)[keys.notna()].drop_duplicates(subset=["_key"], keep="first")
-                out[ident] = dict(zip(frame["_key"], frame[lookup.value]))
+                if ident not in out:
+                    out[ident] = self._lookup_rows(conn, lookup, f"streams.{entity}.fields.{field}.lookup")
         return out
+
+    def _fetch_lookup_keys(self, conn, entity: str, stream: StreamMapping, chunk: pd.DataFrame,
+                           lookups: "_KeyedLookups") -> None:
+        """Add to `lookups` the rows this chunk's values point to (each chain step from the previous step's values),
+        reading each key once per extraction."""
+        for field, spec in stream.fields.items():
+            values = _first_non_null(chunk, spec.columns) if spec.lookups else None
+            for lookup in spec.lookups:
+                ident = lookup_id(lookup)
+                table = lookups.setdefault(ident, {})
+                wanted = set(_text(values).dropna()) - table.keys() - lookups.missing.setdefault(ident, set())
+                if wanted:
+                    found = self._lookup_rows(conn, lookup, f"streams.{entity}.fields.{field}.lookup", sorted(wanted))
+                    table.update(found)
+                    lookups.missing[ident] |= wanted - found.keys()
+                values = _text(values).map(table)
+
+    def _lookup_rows(self, conn, lookup, where: str, keys: list[str] | None = None) -> dict:
+        """key → value of a lookup table (the first row by primary key wins a key), all of it or only `keys`."""
+        table = self._table(conn, lookup.table, where)
+        cols = [self._column(table, c, where) for c in (lookup.key, lookup.value, *lookup.where)]
+        order = [c for c in table.primary_key.columns] or [cols[0]]
+        query = select(*cols).order_by(*order)
+        if keys is None:
+            frame = pd.read_sql(query, conn)
+        else:
+            typed = _typed_keys(keys, cols[0])
+            parts = [pd.read_sql(query.where(cols[0].in_(typed[i:i + 500])), conn) for i in range(0, len(typed), 500)]
+            frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in cols])
+        for column, wanted in lookup.where.items():
+            wanted = wanted if isinstance(wanted, list) else [wanted]
+            frame = frame[_text(frame[column]).isin([_as_text(w) for w in wanted])]
+        # Keys as the documents' values are compared: text, integral floats without ".0" (an id column with a
+        # null reads as floats).
+        text = _text(frame[lookup.key])
+        frame = frame.assign(_key=text)[text.notna()].drop_duplicates(subset=["_key"], keep="first")
+        return dict(zip(frame["_key"], frame[lookup.value]))
+
+
+class _KeyedLookups(dict):
+    """lookup id → {key: value} filled chunk by chunk; `missing` remembers keys a table does not hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.missing: dict[tuple, set] = {}
+
+
+@contextmanager
+def _nothing():
+    yield None
 
 
 def _typed_keys(keys: list[str], column) -> list:

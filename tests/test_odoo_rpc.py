@@ -140,6 +140,28 @@ def test_documents_addressed_to_a_contact_person_belong_to_its_company(demo_db, 
             assert owner("service_ticket", [str(ticket)]) == {"999999"}, name  # kept: held as orphan_customer
 
 
+def test_an_incremental_window_reads_only_the_lookup_rows_it_needs(demo_db, tmp_path):
+    """One order line changed: its order, product, template, category and partner are read by key, not the
+    whole of every lookup table (which a full read does, once)."""
+    from sqlalchemy import event
+
+    db = tmp_path / "odoo.db"
+    shutil.copy(demo_db, db)
+    now = datetime.now(timezone.utc)
+    with sqlite3.connect(db) as conn:
+        line = conn.execute("SELECT MIN(id) FROM sale_order_line").fetchone()[0]
+        conn.execute("UPDATE sale_order_line SET write_date = ? WHERE id = ?", (now.strftime("%Y-%m-%d %H:%M:%S"), line))
+    source = _sql(db)
+    statements = []
+    event.listen(source.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    changed = _all(source, "order_line", Window(now - timedelta(seconds=5), now + timedelta(seconds=5)))
+    reads = [q for q in statements if q.lstrip().upper().startswith("SELECT") and "sqlite_" not in q]
+    lookups = [q for q in reads if "sale_order_line" not in q]  # the stream's own query is the one with it
+    assert lookups and all(" IN (" in q for q in lookups), lookups
+    whole = _all(_sql(db), "order_line").set_index("source_id")
+    pd.testing.assert_frame_equal(changed.set_index("source_id"), whole.loc[[str(line)]])
+
+
 def test_refused_logins_are_config_errors(odoo):
     with pytest.raises(ConfigError, match=r"refused the login of 'erp2crm' to database 'odoo_demo'"):
         _rpc(odoo, client=_client(odoo, password="wrong")).check()
