@@ -188,7 +188,10 @@ class SqlSource:
                     found = self._lookup_rows(conn, lookup, f"streams.{entity}.fields.{field}.lookup", sorted(wanted))
                     table.update(found)
                     lookups.missing[ident] |= wanted - found.keys()
-                values = _text(values).map(table)
+                text = _text(values)  # the next step's keys, as connectors.transform computes them
+                values = text.map(table)
+                if lookup.keep_unmatched:
+                    values = values.where(values.notna(), text)
 
     def _lookup_rows(self, conn, lookup, where: str, keys: list[str] | None = None) -> dict:
         """key → value of a lookup table (the first row by primary key wins a key), all of it or only `keys`."""
