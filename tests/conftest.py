@@ -23,6 +23,22 @@ os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
     {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True})
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Under dag.test() the OpenLineage listener emits DAG-run events from a process pool forked from this
+    process, whose many threads (DuckDB, Arrow, HTTP servers) can leave a forked worker crashed in a loop; and the
+    interpreter joins that pool at exit, so one such worker would hang the suite after its last test (seen once in
+    CI: all tests passed, then no exit). The tests are over: stop the pool's workers without waiting for them."""
+    import sys
+
+    module = sys.modules.get("airflow.providers.openlineage.plugins.listener")
+    executor = getattr(module.get_openlineage_listener(), "_executor", None) if module else None
+    if executor is None:
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's metadata database, created once per session (dag.test() needs its tables)."""
