@@ -1,9 +1,10 @@
 """A task that fails for good sends one clear alert: a log line, and a JSON POST to the `erp2crm_alerts`
-webhook connection when it exists, without the secrets of any connection."""
+webhook connection or an e-mail through it (type smtp) when it exists, without the secrets of any connection."""
 from __future__ import annotations
 
 import json
 import os
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,3 +73,55 @@ def test_without_a_webhook_the_alert_is_a_log_line(broken_source, caplog):
     assert str(run.state) == "failed"
     lines = [r.getMessage() for r in caplog.records if r.name == "erp2crm.alerts"]
     assert any("task extract of erp_crm_customer_sync" in line and "odoo_nowhere" in line for line in lines), lines
+
+
+class _SmtpReceiver(socketserver.StreamRequestHandler):
+    """Just enough SMTP to take one message: greeting, EHLO, MAIL, RCPT, DATA, QUIT."""
+    received: list = []
+
+    def handle(self):
+        self.wfile.write(b"220 test SMTP\r\n")
+        envelope = {"to": []}
+        while line := self.rfile.readline():
+            command = line.decode().strip()
+            verb = command.split(" ")[0].upper()
+            if verb == "DATA":
+                self.wfile.write(b"354 go on\r\n")
+                data = b""
+                while not data.endswith(b"\r\n.\r\n"):
+                    data += self.rfile.readline()
+                envelope["data"] = data[:-5].decode()
+                _SmtpReceiver.received.append(dict(envelope))
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == "QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                if verb == "RCPT":
+                    envelope["to"].append(command.split(":", 1)[1].strip("<> "))
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture
+def mail_server():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _SmtpReceiver.received = []
+    yield server.server_address[1], _SmtpReceiver.received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_task_mails_one_alert_through_an_smtp_connection(broken_source, mail_server, monkeypatch):
+    port, received = mail_server
+    monkeypatch.setenv("AIRFLOW_CONN_ERP2CRM_ALERTS", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"to": ["data-team@example.com", "oncall@example.com"], "from": "airflow@example.com"}}))
+    run = local.run_dag("erp_crm_customer_sync", {"full_refresh": True})
+    assert str(run.state) == "failed"
+    assert len(received) == 1
+    mail = received[0]
+    assert mail["to"] == ["data-team@example.com", "oncall@example.com"]
+    assert "Subject: [erp2crm] extract of erp_crm_customer_sync failed" in mail["data"]
+    assert "From: airflow@example.com" in mail["data"]
+    assert "'odoo_nowhere' is not defined" in mail["data"] and "[config error, not retried]" in mail["data"]
