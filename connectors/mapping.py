@@ -44,6 +44,13 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _where_columns(where: dict) -> dict:
+    """A `where` filter's keys are column names."""
+    for column in where:
+        _identifier(column)
+    return where
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,13 +65,7 @@ class Lookup(_Strict):
     keep_unmatched: bool = False
 
     _check = field_validator("table", "key", "value")(classmethod(lambda cls, v: _identifier(v)))
-
-    @field_validator("where")
-    @classmethod
-    def _where_columns(cls, v: dict) -> dict:
-        for column in v:
-            _identifier(column)
-        return v
+    _where = field_validator("where")(classmethod(lambda cls, v: _where_columns(v)))
 
 
 def lookup_id(lookup: Lookup) -> tuple:
@@ -164,13 +165,7 @@ class Exists(_Strict):
     column: str
     where: dict[str, str | int | bool | list[str | int | bool]] = {}
     _check = field_validator("table", "key", "column")(classmethod(lambda cls, v: _identifier(v)))
-
-    @field_validator("where")
-    @classmethod
-    def _where_columns(cls, v: dict) -> dict:
-        for column in v:
-            _identifier(column)
-        return v
+    _where = field_validator("where")(classmethod(lambda cls, v: _where_columns(v)))
 
 
 class StreamMapping(_Strict):
