@@ -171,7 +171,6 @@ def _to_retire(target: TargetConfig, state: pd.DataFrame, current: list[dict]) -
 def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: OutboundMapping) -> dict:
     """Push the contacts after the accounts: batch by batch, each batch's confirmed writes saved at once."""
     from connectors.registry import open_sink
-    from connectors.salesforce import PushResult
     from erp2crm.push import batches, fill_if_empty, reopen
 
     section = mapping.contacts
@@ -191,10 +190,7 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
         to_send = work.send
         try:
             every_id = {k: i for k, i in zip(state["contact_key"], state["crm_id"]) if isinstance(i, str) and i}
-            closed = reopen(sink, target, state, "contact_key", [k for k, *_ in work.send], every_id)
-            log.written([i for i in work.send if i[0] in closed],
-                        [PushResult(k, False, error=closed[k]) for k, *_ in work.send if k in closed])
-            to_send = [i for i in work.send if i[0] not in closed]
+            to_send = reopen(sink, target, state, "contact_key", work.send, every_id, log)
             items = [(k, p, d) for k, p, d, _ in to_send]
             payloads = fill_if_empty(sink, section.fill_if_empty(), target.name, items, known)
             for batch in batches(sink, target, payloads):

@@ -123,16 +123,20 @@ def _retire(sink, target: TargetConfig, mapping: OutboundMapping, retire: list, 
     return [(c, reason, p, r) for (c, reason, _), p, r in zip(retire, payloads, results)]
 
 
-def reopen(sink, target: TargetConfig, state, key: str, sending: list[str], known_ids: dict[str, str]) -> dict:
-    """Records archived by an earlier run that are sent again: a CRM that archives by closing them (BottleCRM)
-    reopens them first; a deleted one (Salesforce, HubSpot) is simply created again by the upsert. A record that
-    cannot be reopened is not written (it would stay closed): key → why, for its rejected receipt."""
+def reopen(sink, target: TargetConfig, state, key: str, items: list, known_ids: dict[str, str], log) -> list:
+    """The `items` (key first) to write, after reopening those archived by an earlier run: a CRM that archives by
+    closing records (BottleCRM) reopens them first; a deleted one (Salesforce, HubSpot) is simply created again by
+    the upsert. One that cannot be reopened is not written (it would stay closed): `log` records it rejected."""
     if target.retire != "archive" or not hasattr(sink, "reopen"):
-        return {}
+        return items
     retired = set(state.loc[state["retired_at"].notna(), key])
-    back = [(k, known_ids.get(k)) for k in sending if k in retired]
-    return {r.external_id: f"archived, and could not be reopened: {r.error}"
-            for r in (sink.reopen(back) if back else []) if not r.ok}
+    back = [(item[0], known_ids.get(item[0])) for item in items if item[0] in retired]
+    closed = {r.external_id: f"archived, and could not be reopened: {r.error}"
+              for r in (sink.reopen(back) if back else []) if not r.ok}
+    if closed:
+        log.written([i for i in items if i[0] in closed], [PushResult(i[0], False, error=closed[i[0]])
+                                                            for i in items if i[0] in closed])
+    return [i for i in items if i[0] not in closed]
 
 
 def batches(sink, target: TargetConfig, payloads: list[dict]):
@@ -158,10 +162,7 @@ def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
         # quota, an outage outlasting the retries) or the task is killed, the next try sends only the rest.
         to_send = work.send
         try:
-            closed = reopen(sink, target, state, "customer_id", [c for c, _, _ in work.send], known_ids)
-            log.written([i for i in work.send if i[0] in closed],
-                        [PushResult(c, False, error=closed[c]) for c, _, _ in work.send if c in closed])
-            to_send = [i for i in work.send if i[0] not in closed]
+            to_send = reopen(sink, target, state, "customer_id", work.send, known_ids, log)
             payloads = (fill_if_empty(sink, work.mapping.fill_if_empty(), work.mapping.target, to_send, known_ids)
                         if to_send else [])
             for batch in batches(sink, target, payloads):
