@@ -56,12 +56,26 @@ def tryton():
     """A real Tryton 8.2 server with a seeded database (tests/servers/tryton.py). Skipped with its reason
     where the machine cannot run it, except under CI, where a missing real system fails the run."""
     from servers import tryton as harness
+    from servers.required import unavailable
 
     try:
         server = harness.start()
     except harness.Unavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the real Tryton server: {e}")
-        pytest.skip(f"real Tryton server unavailable: {e}")
+        unavailable("real Tryton server", e)
+    yield server
+    harness.stop(server)
+
+
+@pytest.fixture(scope="module")
+def bottlecrm():
+    """A real BottleCRM server (tests/servers/bottlecrm.py), one per test module. Skipped with its reason where the
+    machine cannot run it, except under CI."""
+    from servers import bottlecrm as harness
+    from servers.required import unavailable
+
+    try:
+        server = harness.start()
+    except harness.Unavailable as e:
+        unavailable("real BottleCRM server", e)
     yield server
     harness.stop(server)

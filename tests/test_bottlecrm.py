@@ -22,21 +22,6 @@ MAPPING = load_outbound(MAPPINGS / "bottlecrm.yaml")
 EXT = MAPPING.external_id_field
 
 
-@pytest.fixture(scope="module")
-def bottlecrm():
-    """A real BottleCRM server. Skipped with its reason where the machine cannot run it, except under CI."""
-    from servers import bottlecrm as harness
-
-    try:
-        server = harness.start()
-    except harness.Unavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the real BottleCRM server: {e}")
-        pytest.skip(f"real BottleCRM server unavailable: {e}")
-    yield server
-    harness.stop(server)
-
-
 def _sink(server, token: str | None = None, **kwargs) -> BottlecrmSink:
     client = HttpClient(server.url, headers={"Authorization": f"Bearer {token or server.token}"}, classify=classify,
                         max_retries=2, backoff_s=0, sleep=lambda s: None)

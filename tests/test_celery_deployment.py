@@ -6,13 +6,13 @@ Skipped with the reason where the machine has no PostgreSQL, Redis or celery pro
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 
 import pandas as pd
 import pytest
 from servers import airflow_celery as harness
+from servers.required import unavailable
 
 from erp2crm.demo import DEMO_AS_OF
 
@@ -25,9 +25,7 @@ def deployment():
     try:
         dep = harness.start()
     except harness.Unavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the Celery deployment (PostgreSQL, Redis, celery provider): {e}")
-        pytest.skip(f"Celery deployment unavailable: {e}")
+        unavailable("Celery deployment (PostgreSQL, Redis, celery provider)", e)
     print(f"\n[celery deployment] up in {dep.timings['startup_s']} s (airflow db migrate {dep.timings['migrate_s']} s)")
     yield dep
     if dep.hub_url in _HUBS:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from _crm_fixtures import TOKEN, hub, hubspot, salesforce  # noqa: F401 (fixtures)
 from emulators.hubspot import HubspotEmulator
 from emulators.salesforce import SalesforceEmulator
 from erp2crm.config import TargetConfig
@@ -19,7 +20,6 @@ from erp2crm.cli import main
 from erp2crm.push import dry_run, push
 from hub import HubStore
 
-TOKEN = "push-contacts-token"
 EXT, CONTACT_EXT = "ERP2CRM_Customer_Id__c", "ERP2CRM_Contact_Id__c"
 SF, HS = TargetConfig(name="salesforce", kind="salesforce"), TargetConfig(name="hubspot", kind="hubspot")
 # Customer records: two of one real customer (C1, in Odoo and ERPNext), one of another (C2).
@@ -30,29 +30,6 @@ CONTACTS = [  # (system, id, company record, name, email, updated)
     ("odoo", "102", "1", "Anna Schmidt", None, "2026-01-01"),
     ("odoo", "103", "2", "Li Na", "li.na@beta.example.cn", "2026-02-01"),
 ]
-
-
-@pytest.fixture
-def hub(tmp_path):
-    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
-    store.migrate()
-    return store
-
-
-@pytest.fixture
-def salesforce(monkeypatch):
-    with SalesforceEmulator(token=TOKEN) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(
-            {"conn_type": "http", "host": emulator.url, "password": TOKEN}))
-        yield emulator
-
-
-@pytest.fixture
-def hubspot(monkeypatch):
-    with HubspotEmulator(token=TOKEN) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(
-            {"conn_type": "http", "host": emulator.url, "password": TOKEN}))
-        yield emulator
 
 
 def world(hub: HubStore, names: dict[str, str | None], records=RECORDS, contacts=CONTACTS,

@@ -10,38 +10,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from emulators.hubspot import HubspotEmulator
+from _crm_fixtures import hub, hubspot, salesforce  # noqa: F401 (fixtures)
 from emulators.salesforce import SalesforceEmulator
 from erp2crm.config import TargetConfig
 from erp2crm.errors import ConfigError
 from erp2crm.push import dry_run, push
 from hub import HubStore
 
-TOKEN = "push-modes-token"
 EXT = "ERP2CRM_Customer_Id__c"
-
-
-@pytest.fixture
-def hub(tmp_path):
-    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
-    store.migrate()
-    return store
-
-
-@pytest.fixture
-def salesforce(monkeypatch):
-    with SalesforceEmulator(token=TOKEN) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(
-            {"conn_type": "http", "host": emulator.url, "password": TOKEN}))
-        yield emulator
-
-
-@pytest.fixture
-def hubspot(monkeypatch):
-    with HubspotEmulator(token=TOKEN) as emulator:
-        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(
-            {"conn_type": "http", "host": emulator.url, "password": TOKEN}))
-        yield emulator
 
 
 def world(hub: HubStore, profiles: dict[str, dict], inactive=(), merged: dict[str, list[str]] | None = None):

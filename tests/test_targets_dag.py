@@ -20,20 +20,6 @@ TOKEN = "three-targets-secret-41c9"
 
 
 @pytest.fixture(scope="module")
-def bottlecrm():
-    from servers import bottlecrm as harness
-
-    try:
-        server = harness.start()
-    except harness.Unavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the real BottleCRM server: {e}")
-        pytest.skip(f"real BottleCRM server unavailable: {e}")
-    yield server
-    harness.stop(server)
-
-
-@pytest.fixture(scope="module")
 def world(airflow_db, bottlecrm, tmp_path_factory):
     var = tmp_path_factory.mktemp("targets")
     generate(var / "erp", n_customers=40, seed=17)
