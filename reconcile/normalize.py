@@ -21,16 +21,20 @@ import opencc
 import pandas as pd
 import phonenumbers
 
+from reconcile.company_names import cn_company_parts, english_industry_word
+
 _T2S = opencc.OpenCC("t2s")
 _PUNCT = re.compile(r"[\s\.,;:!\?\(\)（）【】\[\]\"'“”‘’·&/\\\-_]+")
 # Longest first, so that 股份有限公司 is removed whole rather than leaving 股份.
 LEGAL_SUFFIXES = sorted([
     "股份有限公司", "有限责任公司", "有限公司", "集团", "公司",
     "co ltd", "company limited", "co limited", "limited", "ltd", "inc", "incorporated", "corp", "corporation",
-    "llc", "plc", "gmbh", "ag", "kg", "sarl", "sa", "bv", "co",
+    "llc", "plc", "gmbh", "ag", "kg", "sarl", "sas", "sa", "srl", "spa", "bv", "nv", "pte", "pty", "co",
+    "joint stock", "jsc",
 ], key=len, reverse=True)
 _SUFFIX = re.compile(r"(?:\s|^)(?:" + "|".join(re.escape(s) for s in LEGAL_SUFFIXES if s.isascii()) + r")\s*$")
 _CJK_SUFFIX = re.compile("(?:" + "|".join(s for s in LEGAL_SUFFIXES if not s.isascii()) + ")$")
+_INITIALS = re.compile(r"(?<!\S)[a-z](?: [a-z])+(?!\S)")  # single letters in a row
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -49,6 +53,7 @@ def norm_name(value: str | None) -> str | None:
     text = norm_text(value)
     if text is None:
         return None
+    text = _INITIALS.sub(lambda m: m.group(0).replace(" ", ""), text)  # "s a r l" (S.A.R.L.) → "sarl"
     for _ in range(3):  # "xyz co ltd" needs two passes
         stripped = _CJK_SUFFIX.sub("", _SUFFIX.sub("", text)).strip()
         if stripped == text:
@@ -101,24 +106,39 @@ COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "诸葛", "上官", "东方",
 @lru_cache(maxsize=200_000)
 def name_key(name: str | None) -> str | None:
     """A normalised name (see norm_name) as words in Latin letters, in alphabetical order, so that 张伟,
-    "Wei Zhang" and "ZHANG Wei" compare equal. A Chinese name of up to four characters is read as a person:
-    family name and given name, each one word in pinyin (朱玉兰 → "yulan zhu"); a longer one is a company,
-    one word (华信贸易 → "huaxinmaoyi")."""
-    from pypinyin import lazy_pinyin
-
+    "Wei Zhang" and "ZHANG Wei" compare equal. A Chinese name ending in an industry term is a company:
+    region and trade name in pinyin, the industry in English (深圳凯辰纺织 → "kaichen shenzhen textile", as
+    its English name "Shenzhen Kaichen Textile" gives; see company_names). Otherwise a Chinese name of up to
+    four characters is a person: family name and given name, each one word in pinyin (朱玉兰 → "yulan zhu");
+    a longer one is a company, one word. Industry words of Latin names take one form ("Technologies" →
+    "technology")."""
     if not name:
         return None
     if _CJK.search(name):
         chars = name.replace(" ", "")
-        if len(chars) <= 4:
+        company = cn_company_parts(chars)
+        if company is not None:
+            region, trade, industry = company
+            words = [_pinyin(region), _pinyin(trade), *industry.split()]
+        elif len(chars) <= 4:
             family = chars[:2] if chars[:2] in COMPOUND_SURNAMES else chars[:1]
-            words = ["".join(lazy_pinyin(family)), "".join(lazy_pinyin(chars[len(family):]))]
+            words = [_pinyin(family), _pinyin(chars[len(family):])]
         else:
-            words = ["".join(lazy_pinyin(chars))]
+            words = [_pinyin(chars)]
         words = [w for w in ("".join(ch for ch in w if ch.isalnum()) for w in words) if w]
     else:
-        words = name.split()
+        words = [english_industry_word(_U_SYLLABLES.get(w, w)) for w in name.split()]
     return " ".join(sorted(words)) or None
+
+
+# ü after l and n: pypinyin writes "lv", ERPs "Lyu" (the passport spelling), "Lü" or "Lv"; one form.
+_U_SYLLABLES = {f"{c}{u}{e}": f"{c}yu{e}" for c in "ln" for u in ("v", "ü", "yu") for e in ("", "e")}
+
+
+def _pinyin(chars: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return "".join(_U_SYLLABLES.get(s, s) for s in lazy_pinyin(chars))
 
 
 _STREET_WORDS = {"street": "st", "str": "st", "strasse": "st", "straße": "st", "road": "rd", "avenue": "ave",

@@ -70,8 +70,17 @@ def test_plus_tags_are_dropped_only_where_the_provider_ignores_them(raw, expecte
 @pytest.mark.parametrize("normaliser,raw,expected", [
     (name_key, "张伟", "wei zhang"), (name_key, "zhang wei", "wei zhang"), (name_key, "wei zhang", "wei zhang"),
     (name_key, "朱玉兰", "yulan zhu"), (name_key, "欧阳娜娜", "nana ouyang"),  # compound family name
-    (name_key, "华信国际贸易", "huaxinguojimaoyi"),  # four characters or fewer is a person; longer, a company
-    (name_key, "上海华信贸易", "shanghaihuaxinmaoyi"),
+    # A Chinese company: region and trade name in pinyin, industry in English, as its registered English name.
+    (name_key, "深圳凯辰纺织有限公司", "kaichen shenzhen textile"),
+    (name_key, "Shenzhen Kaichen Textile Co., Ltd.", "kaichen shenzhen textile"),
+    (name_key, "蘇州美隆家居", "furnishing home meilong suzhou"), (name_key, "Suzhou Meilong Home Furnishing", "furnishing home meilong suzhou"),
+    (name_key, "华为技术有限公司", "huawei technology"),  # four characters ending in an industry: a company, no region
+    (name_key, "Huawei Technologies Co., Ltd.", "huawei technology"),  # industry words take one English form
+    (name_key, "华信国际贸易", "huaxin international trading"), (name_key, "黑龙江华信贸易", "heilongjiang huaxin trading"),
+    (name_key, "上海华信宏图", "shanghaihuaxinhongtu"),  # no known industry: one word
+    (name_key, "吕燕", "lyu yan"), (name_key, "LV Yan", "lyu yan"), (name_key, "Lü Yan", "lyu yan"),  # ü: passport "Lyu"
+    (name_key, "Dubois Industrie S.A.R.L.", "dubois industrie"), (name_key, "Dubois Industrie SAS", "dubois industrie"),
+    (name_key, "Kaichen Joint Stock Co., Ltd.", "kaichen"),
     (norm_street, "88 Nanjing Road", "88 nanjing rd"), (norm_street, "88 Nanjing Rd.", "88 nanjing rd"),
     (norm_street, "Hauptstraße 5", "haupt st 5"), (norm_street, "Haupt Str. 5", "haupt st 5"),
     (norm_street, "南京東路88號", "南京东路88号"),
