@@ -107,10 +107,10 @@ def _linker(records: pd.DataFrame, settings: dict):
     return Linker(db_api.register(records), settings, log_level=None), db_api
 
 
-def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: pd.Series | None = None) -> pd.DataFrame:
+def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, is_new: np.ndarray | None = None) -> pd.DataFrame:
     """Candidate pairs of `frame` (normalised records with a `unique_id`) scoring at least review_at.
-    With `new_ids`, only pairs that involve a new record are scored: the new records against the rest and
-    among themselves. Columns: left, right, match_probability, match_weight, fields ({column: [level, weight]})."""
+    With `is_new` (a mask over the rows), only pairs that involve a new record are scored: the new records
+    against the rest and among themselves. Columns: left, right, match_probability, match_weight, fields ({column: [level, weight]})."""
     if len(frame) < 2:
         return pd.DataFrame(columns=PAIR_COLUMNS)
     settings = _settings(prob, model, len(frame))
@@ -118,10 +118,9 @@ def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, new_ids: 
     # The linker holds every record, so that term frequencies count the whole set even when only the new
     # records are scored.
     linker, db_api = _linker(records, settings)
-    if new_ids is None:
+    if is_new is None:
         scored = linker.inference.predict(threshold_match_probability=prob.review_at, warning_mode="never")
     else:
-        is_new = records["unique_id"].astype(object).isin(pd.Index(new_ids.astype(object)))
         if not is_new.any():
             return pd.DataFrame(columns=PAIR_COLUMNS)
         for c in prob.comparisons:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import msgspec
 import numpy as np
@@ -43,13 +42,6 @@ class Previous:
     customers: pd.DataFrame | None = None  # golden records
     normalised: pd.DataFrame | None = None  # records with their n_* columns, unique_id and fingerprint
 
-    @cached_property
-    def keyed_crosswalk(self) -> pd.DataFrame | None:
-        """The crosswalk indexed by "system:id" (built once: it is read in several places)."""
-        if self.crosswalk is None:
-            return None
-        return self.crosswalk.set_index(_keys(self.crosswalk).astype(object))
-
 
 @dataclass
 class ReconcileResult:
@@ -67,47 +59,113 @@ class ReconcileResult:
 
 
 def fingerprint(records: pd.DataFrame) -> pd.Series:
-    """A hash of each record's canonical fields: a record whose fingerprint changed is linked again."""
+    """A hash of each record's canonical fields: a record whose fingerprint changed is linked again.
+    DuckDB hashes a million records in a quarter of a second, on every core (pandas takes 1.4 s). Its hash
+    may change with a DuckDB release: every record then counts as changed once, and the run relinks all."""
+    import duckdb
+    import pyarrow as pa
+
     present = [f for f in FINGERPRINT_FIELDS if f in records]
     try:
-        hashed = pd.util.hash_pandas_object(records[present], index=False)
-    except TypeError:  # values pandas cannot hash as they are (mixed objects): hash their text
-        values = records[present].astype(object).where(records[present].notna(), None).astype(str)
-        hashed = pd.util.hash_pandas_object(values, index=False)
-    return hashed.map("{:016x}".format)
+        table = pa.Table.from_pandas(records[present], preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects in a column: hash their text
+        values = records[present].astype(object)
+        table = pa.Table.from_pandas(values.where(values.notna(), None).astype(str), preserve_index=False)
+    columns = ", ".join(f'"{c}"' for c in present)
+    with duckdb.connect() as con:
+        con.register("records", table)
+        hashed = con.sql(f"SELECT printf('%016x', hash({columns})) FROM records").to_arrow_table()
+    return pd.Series(hashed.column(0).to_numpy(zero_copy_only=False), index=records.index, dtype=object)
 
 
 def _keys(frame: pd.DataFrame) -> pd.Series:
     return frame["source_system"].astype(str) + ":" + frame["source_id"].astype(str)
 
 
-def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, pd.Series]:
-    """The records with their comparison columns (in no particular order), and the keys of the new or
-    changed ones. Rows of the previous run whose fingerprint is unchanged are reused, not normalised again."""
+class _Rows:
+    """Record keys → row numbers of the normalised records, through one hash table built once. Each pandas
+    isin or map on text keys builds a table of its own: ~0.4 s a call at a million records, and an
+    incremental run needs about twenty such lookups."""
+
+    def __init__(self, unique_ids: pd.Series):
+        self.index = pd.Index(unique_ids.to_numpy(dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def of(self, keys) -> np.ndarray:
+        """Row of each key; -1 for a key not among the records."""
+        return self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
+
+
+@dataclass
+class _Before:
+    """The previous crosswalk laid over the current rows: each row's previous customer (as an integer code
+    and as crosswalk row), each crosswalk row's current row, and the customers that lost records."""
+    code: np.ndarray  # customer code per row, -1 for a new record
+    crosswalk_row: np.ndarray  # row of the previous crosswalk per row, -1 for a new record
+    row: np.ndarray  # row per crosswalk row, -1 for a record no longer here
+    gone_customers: set  # customers that lost a record
+    gone_codes: np.ndarray
+
+    @classmethod
+    def of(cls, previous: Previous, rows: _Rows) -> "_Before | None":
+        if previous.crosswalk is None:
+            return None
+        position = rows.of(_keys(previous.crosswalk))
+        present = position >= 0
+        codes, _ = pd.factorize(previous.crosswalk["customer_id"].astype(object))
+        code = np.full(len(rows), -1, dtype=np.int64)
+        code[position[present]] = codes[present]
+        crosswalk_row = np.full(len(rows), -1, dtype=np.int64)
+        crosswalk_row[position[present]] = np.flatnonzero(present)
+        gone = set(previous.crosswalk["customer_id"].to_numpy(dtype=object)[~present])
+        return cls(code, crosswalk_row, position, gone, np.unique(codes[~present]))
+
+    def customer_ids(self, previous: Previous, at: np.ndarray) -> pd.Series:
+        """Previous customer id of the rows `at` (None for new records)."""
+        where = self.crosswalk_row[at]
+        ids = previous.crosswalk["customer_id"].astype(object).to_numpy()[np.maximum(where, 0)]
+        return pd.Series(np.where(where >= 0, ids, None), dtype=object)
+
+
+def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The records with their comparison columns (in no particular order), and a mask of the new or changed
+    ones. Rows of the previous run whose fingerprint is unchanged are reused, not normalised again."""
     records = records.reset_index(drop=True)
     keys, prints = _keys(records).astype(object), fingerprint(records)
-    if previous.normalised is not None:
-        before = previous.normalised.set_index("unique_id")["fingerprint"]
+    reused = previous.normalised
+    if reused is not None:
+        ids_before, prints_before = reused["unique_id"], reused["fingerprint"]
     elif previous.crosswalk is not None and "fingerprint" in previous.crosswalk:
-        before = previous.keyed_crosswalk["fingerprint"]
-    else:
-        before = pd.Series(dtype=object)
-    same = (keys.map(before) == prints).to_numpy()
-    if previous.normalised is not None and same.any():
-        kept = previous.normalised["unique_id"].isin(pd.Index(keys[same]))
-        reused = previous.normalised[kept.to_numpy()]
-        fresh = normalise_records(records[~same], region).assign(unique_id=keys[~same], fingerprint=prints[~same])
-        frame = pd.concat([reused, fresh[reused.columns]], ignore_index=True) if len(fresh) else reused
+        ids_before, prints_before = _keys(previous.crosswalk), previous.crosswalk["fingerprint"]
     else:
         frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
-    return frame.reset_index(drop=True), keys[~same]
+        return frame, np.ones(len(frame), dtype=bool)
+    position = pd.Index(ids_before.to_numpy(dtype=object)).get_indexer(keys)
+    prints_before = np.append(prints_before.to_numpy(dtype=object), None)  # position -1 reads the None
+    same = prints_before[position] == prints.to_numpy(dtype=object)
+    if reused is None or not same.any():
+        frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
+        return frame, ~same
+    kept = np.zeros(len(reused), dtype=bool)
+    kept[position[same]] = True
+    reused = (reused if kept.all() else reused[kept]).reset_index(drop=True)
+    if same.all():
+        return reused, np.zeros(len(reused), dtype=bool)
+    fresh = normalise_records(records[~same], region).assign(unique_id=keys[~same], fingerprint=prints[~same])
+    frame = pd.concat([reused, fresh[reused.columns]], ignore_index=True)
+    return frame, np.arange(len(frame)) >= len(reused)
 
 
-def _score(frame: pd.DataFrame, changed: pd.Series, settings: ReconcileSettings, previous: Previous,
-           model: dict | None) -> tuple[pd.DataFrame, str | None, int]:
+def _score(frame: pd.DataFrame, changed: np.ndarray, rows: _Rows, settings: ReconcileSettings,
+           previous: Previous, model: dict | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str | None, int]:
+    """Scored pairs with the row of their left and right record, the model fingerprint and the number of
+    records scored."""
     prob = settings.matching.probabilistic
     if prob is None or not prob.enabled:
-        return pd.DataFrame(columns=probabilistic.PAIR_COLUMNS), None, 0
+        none = np.zeros(0, dtype=np.int64)
+        return pd.DataFrame(columns=probabilistic.PAIR_COLUMNS), none, none, None, 0
     model = model if model is not None else probabilistic.load_model(prob)
     # Pairs scored before are reused only under the same settings, model and size class (the prior).
     model_fingerprint = hashlib.sha1(json.dumps([prob.model_dump(), model, probabilistic.size_class(len(frame))],
@@ -115,42 +173,36 @@ def _score(frame: pd.DataFrame, changed: pd.Series, settings: ReconcileSettings,
     reusable = (previous.pairs is not None and previous.crosswalk is not None and "fingerprint" in previous.crosswalk
                 and previous.model_fingerprint == model_fingerprint)
     if not reusable:
-        return probabilistic.score_pairs(frame, prob, model), model_fingerprint, len(frame)
-    ids, changed = pd.Index(frame["unique_id"]), pd.Index(changed)
-    left, right = previous.pairs["left"].astype(object), previous.pairs["right"].astype(object)
-    kept = previous.pairs[(left.isin(ids) & right.isin(ids) & ~left.isin(changed) & ~right.isin(changed)).to_numpy()]
-    new = probabilistic.score_pairs(frame, prob, model, new_ids=changed)
-    pairs = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)
-    return pairs, model_fingerprint, len(changed)
+        pairs = probabilistic.score_pairs(frame, prob, model)
+        return pairs, rows.of(pairs["left"]), rows.of(pairs["right"]), model_fingerprint, len(frame)
+    left, right = rows.of(previous.pairs["left"]), rows.of(previous.pairs["right"])
+    kept = (left >= 0) & (right >= 0)
+    kept[kept] = ~changed[left[kept]] & ~changed[right[kept]]
+    new = probabilistic.score_pairs(frame, prob, model, is_new=changed)
+    pairs = pd.concat([previous.pairs[kept], new], ignore_index=True) if len(new) else \
+        previous.pairs[kept].reset_index(drop=True)
+    return (pairs, np.concatenate([left[kept], rows.of(new["left"])]),
+            np.concatenate([right[kept], rows.of(new["right"])]), model_fingerprint, int(changed.sum()))
 
 
 KEY_COLUMNS = ("n_tax_id", "n_email", "n_phone")
 
 
-def _scope(frame: pd.DataFrame, changed: pd.Series, previous: Previous, pairs: pd.DataFrame,
-           decided: list[str]) -> np.ndarray | None:
-    """The records a change can affect, or None for all. Starting from the new, changed and removed records
+def _scope(frame: pd.DataFrame, changed: np.ndarray, before: _Before | None, has_customers: bool,
+           left: np.ndarray, right: np.ndarray, decided: np.ndarray) -> np.ndarray | None:
+    """The rows a change can affect, or None for all. Starting from the new, changed and removed records
     (and those a person decided on), it takes in whole previous customers, records sharing a key (tax id,
     email, phone) and partners in scored pairs, until nothing more comes in. Outside it, every link, id and
     golden record stays as it was."""
-    if previous.customers is None or previous.crosswalk is None:
+    if before is None or not has_customers:
         return None
-    # Integer codes and numpy masks: membership tests on a million text keys are too slow otherwise.
-    ids = pd.Index(frame["unique_id"].astype(object))
-    before = previous.keyed_crosswalk["customer_id"].astype(object)
-    customer_codes, _ = pd.factorize(ids.map(before).to_numpy())
     key_codes = [pd.factorize(frame[column].astype(object).to_numpy())[0] for column in KEY_COLUMNS]
-    left = ids.get_indexer(pairs["left"].astype(object))
-    right = ids.get_indexer(pairs["right"].astype(object))
-    both = (left >= 0) & (right >= 0)
-    left, right = left[both], right[both]
-    inside = ids.isin(pd.Index(changed.astype(object)).append(pd.Index(decided, dtype=object)))
-    removed = before.index.difference(ids)
-    gone_customers = set(before.loc[removed])
-    inside |= ids.map(before).isin(gone_customers) if gone_customers else False
+    inside = changed.copy()
+    inside[decided[decided >= 0]] = True
+    inside |= np.isin(before.code, before.gone_codes)  # the rest of a customer that lost records
     for _ in range(20):
         grown = inside.copy()
-        for codes in (customer_codes, *key_codes):
+        for codes in (before.code, *key_codes):
             chosen = np.unique(codes[grown])
             grown |= np.isin(codes, chosen[chosen >= 0])
         touching = grown[left] | grown[right]
@@ -167,22 +219,31 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     settings = settings or ReconcileSettings()
     previous = previous or Previous()
     everything, changed = _normalised(records, previous, settings.matching.default_phone_region)
-    pairs, model_fingerprint, scored = _score(everything, changed, settings, previous, model)
-    decided = [] if previous.decisions is None else list(previous.decisions["left"]) + list(previous.decisions["right"])
-    scope = _scope(everything, changed, previous, pairs, decided)
+    rows = _Rows(everything["unique_id"])
+    pairs, left, right, model_fingerprint, scored = _score(everything, changed, rows, settings, previous, model)
+    decided = np.zeros(0, dtype=np.int64) if previous.decisions is None else \
+        rows.of(pd.concat([previous.decisions["left"], previous.decisions["right"]]))
+    before = _Before.of(previous, rows)
+    scope = _scope(everything, changed, before, previous.customers is not None, left, right, decided)
     # Clustering works in key order, so that a partial rebuild takes the same decisions as a full one.
-    frame = (everything if scope is None else everything[scope]).sort_values("unique_id").reset_index(drop=True)
+    chosen = np.arange(len(everything)) if scope is None else np.flatnonzero(scope)
+    chosen = chosen[np.argsort(everything["unique_id"].to_numpy(dtype=object)[chosen], kind="stable")]
+    frame = everything.take(chosen).reset_index(drop=True)
+    row_in_frame = np.full(len(everything), -1, dtype=np.int64)
+    row_in_frame[chosen] = np.arange(len(chosen))
     position = dict(zip(frame["unique_id"], frame.index))
     decisions = _decisions(previous.decisions, position)
-    clusters, explanation, reviews = _link(frame, pairs, decisions, position, settings.matching)
+    clusters, explanation, reviews = _link(frame, pairs, row_in_frame[left], row_in_frame[right], decisions,
+                                           position, settings.matching)
 
     previous_ids = pd.Series([None] * len(frame), dtype=object)
-    if previous.crosswalk is not None and not previous.crosswalk.empty:
-        previous_ids = frame["unique_id"].map(previous.keyed_crosswalk["customer_id"]).astype(object)
-    outside_ids = set() if scope is None else set(previous.crosswalk["customer_id"]) - set(previous_ids.dropna())
+    if before is not None:
+        previous_ids = before.customer_ids(previous, chosen)
+    # A new id must not take one that customers outside the scope keep (or that the rebuilt ones had).
+    taken = pd.Index([]) if scope is None else pd.Index(previous.crosswalk["customer_id"].astype(object).unique())
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
     frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at,
-                                              reserved=outside_ids)
+                                              reserved=taken)
     crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
@@ -191,19 +252,31 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
         golden_input[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
     customers = golden_records(golden_input, settings.survivorship)
     if scope is not None:  # what lies outside the scope is carried over as it was
-        kept = previous.crosswalk[previous.keyed_crosswalk.index.isin(
-            pd.Index(everything["unique_id"][~scope].astype(object)))]
-        crosswalk = pd.concat([kept[crosswalk.columns], crosswalk], ignore_index=True)
-        unchanged = previous.customers["customer_id"].astype(object).isin(pd.Index(list(outside_ids), dtype=object))
-        customers = pd.concat([previous.customers[unchanged][customers.columns], customers], ignore_index=True)
+        outside = before.row >= 0
+        outside[outside] = ~scope[before.row[outside]]
+        crosswalk = pd.concat([previous.crosswalk[outside][crosswalk.columns], crosswalk], ignore_index=True)
+        rebuilt = pd.Index(list(set(previous_ids.dropna()) | before.gone_customers), dtype=object)
+        unchanged = ~previous.customers["customer_id"].astype(object).isin(rebuilt)
+        customers = pd.concat([previous.customers[unchanged.to_numpy()][customers.columns], customers], ignore_index=True)
         prob = settings.matching.probabilistic
-        reviews = _open_reviews(pairs, crosswalk, decisions, prob.auto_merge_at if prob else 0.0)
+        reviews = _open_reviews(pairs, left, right, _customer_codes(before, scope, chosen, frame["customer_id"]),
+                                decisions, prob.auto_merge_at if prob else 0.0)
     return ReconcileResult(crosswalk, customers, events, clusters.refused, pairs.reset_index(drop=True), reviews,
                            model_fingerprint, scored, everything, len(frame))
 
 
-def _link(frame: pd.DataFrame, pairs: pd.DataFrame, decisions: dict, position: dict, matching
-          ) -> tuple[Clusters, dict[int, dict], pd.DataFrame]:
+def _customer_codes(before: _Before, scope: np.ndarray, chosen: np.ndarray, customer_ids: pd.Series) -> np.ndarray:
+    """An integer per row naming its customer after this run: outside the scope the previous customer, inside
+    the one just assigned (the two sets of customers never share an id, so their codes are kept apart)."""
+    codes = before.code.copy()
+    codes[scope] = -1
+    new, _ = pd.factorize(customer_ids.astype(object))
+    codes[chosen] = new + codes.max() + 1
+    return codes
+
+
+def _link(frame: pd.DataFrame, pairs: pd.DataFrame, left: np.ndarray, right: np.ndarray, decisions: dict,
+          position: dict, matching) -> tuple[Clusters, dict[int, dict], pd.DataFrame]:
     """Union-find over the links, in order: deterministic rules, accepted reviews, automatic probabilistic
     pairs by score; under the never-merge constraints. Returns the clusters, each attached record's
     explanation, and the review-band pairs whose records stay apart."""
@@ -221,8 +294,9 @@ def _link(frame: pd.DataFrame, pairs: pd.DataFrame, decisions: dict, position: d
 
     for link in find_links(frame, tuple(matching.rules), matching.name_similarity):
         attach(link.left, link.right, {"rule": link.rule, "band": "auto", "score": 1.0, **link.evidence})
-    inside = pd.Index(list(position), dtype=object)
-    local = pairs[pairs["left"].astype(object).isin(inside) & pairs["right"].astype(object).isin(inside)]
+    # left and right: each pair's rows in `frame`, -1 outside it.
+    both = (left >= 0) & (right >= 0)
+    local = pairs[both].assign(left_row=left[both], right_row=right[both])
     local = local.sort_values(["match_probability", "left", "right"], ascending=[False, True, True])
     # A person's decision stands whether or not the pair is still scored in the review band.
     for (a, b), decision in sorted(decisions.items()):
@@ -230,28 +304,36 @@ def _link(frame: pd.DataFrame, pairs: pd.DataFrame, decisions: dict, position: d
             attach(position[a], position[b], {
                 "rule": "review_accepted", "band": "reviewed", "score": decision.get("match_probability"),
                 "fields": decision.get("fields"), "decided_by": decision.get("decided_by")})
-    undecided = local[_mask([(a, b) not in decisions for a, b in zip(local["left"], local["right"])])]
+    undecided = local[_undecided(local, decisions)]
     prob = matching.probabilistic
     automatic = undecided[undecided["match_probability"] >= prob.auto_merge_at] if prob else undecided.iloc[:0]
     for pair in automatic.itertuples(index=False):  # evidence built only for the links that attach
-        attach(position[pair.left], position[pair.right], (pair, "probabilistic", "auto"))
+        attach(pair.left_row, pair.right_row, (pair, "probabilistic", "auto"))
     # A pair in the review band waits for a person only while its records are still apart.
     band = undecided.drop(automatic.index)
-    reviews = band[_mask([clusters.find(position[a]) != clusters.find(position[b])
-                          for a, b in zip(band["left"], band["right"])])].reset_index(drop=True)
+    reviews = band[_mask([clusters.find(a) != clusters.find(b) for a, b in
+                          zip(band["left_row"].tolist(), band["right_row"].tolist())])]
+    reviews = reviews.drop(columns=["left_row", "right_row"]).reset_index(drop=True)
     unique_ids = frame["unique_id"].tolist()
     explanation = {pos: {**(_evidence(*evidence) if isinstance(evidence, tuple) else evidence),
                          "matched_with": unique_ids[other]} for pos, (evidence, other) in attached.items()}
     return clusters, explanation, reviews
 
 
-def _open_reviews(pairs: pd.DataFrame, crosswalk: pd.DataFrame, decisions: dict, auto_merge_at: float) -> pd.DataFrame:
-    """Undecided review-band pairs whose records are in different customers, over the whole set."""
-    customer_of = crosswalk.set_index(_keys(crosswalk))["customer_id"]
-    band = pairs[pairs["match_probability"] < auto_merge_at]
-    apart = band["left"].map(customer_of).to_numpy() != band["right"].map(customer_of).to_numpy()
-    band = band[apart & _mask([(a, b) not in decisions for a, b in zip(band["left"], band["right"])])]
+def _open_reviews(pairs: pd.DataFrame, left: np.ndarray, right: np.ndarray, customer: np.ndarray, decisions: dict,
+                  auto_merge_at: float) -> pd.DataFrame:
+    """Undecided review-band pairs whose records are in different customers, over the whole set (`customer`:
+    a code per row, `left` and `right`: each pair's rows)."""
+    band = (pairs["match_probability"] < auto_merge_at).to_numpy() & (customer[left] != customer[right])
+    band = pairs[band]
+    band = band[_undecided(band, decisions)]
     return band.sort_values(["match_probability", "left", "right"], ascending=[False, True, True]).reset_index(drop=True)
+
+
+def _undecided(pairs: pd.DataFrame, decisions: dict) -> np.ndarray:
+    if not decisions:
+        return np.ones(len(pairs), dtype=bool)
+    return _mask([(a, b) not in decisions for a, b in zip(pairs["left"], pairs["right"])])
 
 
 def _mask(values: list[bool]) -> np.ndarray:
