@@ -215,6 +215,7 @@ def _check_quarantine_share(per_source: dict, limit: float) -> None:
 # --- reconcile -------------------------------------------------------------------------------------------
 def reconcile_customers(run_id: str) -> dict:
     from reconcile import Previous, resolve
+    from reconcile.normalize import normaliser_version
 
     config = load_config()
     hub = hub_store(config)
@@ -222,9 +223,11 @@ def reconcile_customers(run_id: str) -> dict:
         records = hub.read_entity("customer_record")
         existing = hub.read_table("customers")
         pairs, model = hub.match_pairs()
+        normal_forms = hub.normal_forms(normaliser_version())
         previous = Previous(crosswalk=hub.read_table("crosswalk"), pairs=pairs, model_fingerprint=model,
                             created_at=dict(zip(existing["customer_id"], existing["created_at"])),
-                            decisions=hub.reviews(("accepted", "rejected")), customers=_golden(existing))
+                            decisions=hub.reviews(("accepted", "rejected")), customers=_golden(existing),
+                            normalised=normal_forms)
         result = resolve(records, previous, reconcile_settings(config))
         now = utcnow()
         crosswalk = result.crosswalk.assign(linked_at=now, run_id=run_id)
@@ -242,9 +245,13 @@ def reconcile_customers(run_id: str) -> dict:
         hub.insert_rows("customer_events", [
             {"run_id": run_id, "event": e["event"], "customer_id": e["customer_id"],
              "previous_ids": json.dumps(e["previous_ids"]), "occurred_at": now} for e in result.events])
+        gone = [] if normal_forms is None else list(normal_forms["unique_id"][
+            ~normal_forms["unique_id"].isin(pd.Index(result.normalised["unique_id"].to_numpy(dtype=object)))])
+        hub.save_normal_forms(result.normalised[result.renormalised], gone, normaliser_version())
         counts.update({"customer_records": len(records), "unified_customers": len(customers),
                        "refused_links": result.refused_links, "records_scored": result.scored_records,
                        "records_rebuilt": result.rebuilt_records,
+                       "records_normalised": int(result.renormalised.sum()),
                        "reviews_pending": len(result.reviews) if result.reviews is not None else 0,
                        "events": {k: sum(1 for e in result.events if e["event"] == k) for k in ("created", "merged", "split")},
                        "rules": result.crosswalk["match_rule"].value_counts().to_dict(),

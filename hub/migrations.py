@@ -68,6 +68,10 @@ def _v8_retired_contacts(conn: Connection) -> None:
     _add_columns(conn, schema.contact_push_state, ["retired_at"])
 
 
+def _v9_record_normal_forms(conn: Connection) -> None:
+    schema.metadata.create_all(conn)  # record_normal_forms
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
               (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
@@ -75,7 +79,8 @@ MIGRATIONS = [(1, "initial schema", _v1_initial),
               (5, "record fingerprints, scored pairs and the review queue", _v5_matching_state),
               (6, "retired CRM records; receipt notes", _v6_retired_records),
               (7, "contacts: entity tables, push state and receipts", _v7_contacts),
-              (8, "retired CRM contacts", _v8_retired_contacts)]
+              (8, "retired CRM contacts", _v8_retired_contacts),
+              (9, "normalised identity fields of customer records", _v9_record_normal_forms)]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -45,6 +45,15 @@ crosswalk = Table(
     Column("fingerprint", String(32)),  # hash of the identity fields it was linked with: changed → re-linked
     PrimaryKeyConstraint("source_system", "source_id"))
 
+# Each customer record's identity fields in normalised form ("system:id", the record's fingerprint and the
+# normaliser that produced them): the next reconcile normalises only new and changed records.
+record_normal_forms = Table(
+    "record_normal_forms", metadata,
+    Column("unique_id", KEY_TYPE, primary_key=True), Column("fingerprint", String(32)),
+    Column("normaliser", String(32)),
+    *(Column(name, Text) for name in ("n_name", "n_email", "n_phone", "n_tax_id", "n_name_key", "n_street", "n_city",
+                                      "n_postcode", "n_birth_date")))
+
 # Scored candidate pairs ("system:id" both ends, left < right) at or above the review threshold, kept so
 # that the next run scores only pairs involving new or changed records; `model` names the parameters used.
 match_pairs = Table(

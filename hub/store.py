@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import create_engine, delete, func, insert, select, tuple_, update
 from sqlalchemy.engine import URL, Engine, make_url
 
-from erp2crm.canonical import ENTITIES, PARSE_ERRORS
+from erp2crm.canonical import ENTITIES, PARSE_ERRORS, STRING
 from hub import bulk, migrations, schema
 from hub.frames import coerce, for_sql
 
@@ -194,6 +194,24 @@ class HubStore:
                  "run_id": run_id} for p in reviews.itertuples(index=False) if (p.left, p.right) not in decided]
             if pending:
                 conn.execute(insert(r), pending)
+
+    def normal_forms(self, normaliser: str) -> pd.DataFrame | None:
+        """The customer records' normalised identity fields the last reconcile saved with `normaliser` (rows of
+        another normaliser are stale: normalised again). None when there are none."""
+        table = schema.record_normal_forms
+        fields = {c.name: STRING for c in table.columns if c.name != "normaliser"}
+        with self.engine.connect() as conn:
+            frame = bulk.read_frame(conn, select(table).where(table.c.normaliser == normaliser), fields)
+        return None if frame.empty else frame
+
+    def save_normal_forms(self, fresh: pd.DataFrame, gone: list[str], normaliser: str) -> None:
+        """Store the records normalised in this run; forget the records that are gone."""
+        table = schema.record_normal_forms
+        frame = fresh[[c.name for c in table.columns if c.name != "normaliser"]].assign(normaliser=normaliser)
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.normaliser != normaliser))
+            self._delete_keys(conn, table, ("unique_id",), [(key,) for key in gone])
+            bulk.upsert_frame(conn, table, frame, ("unique_id",))
 
     def reviews(self, statuses: tuple[str, ...] = ("pending",)) -> pd.DataFrame:
         r = schema.match_reviews

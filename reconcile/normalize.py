@@ -9,6 +9,7 @@ in Latin letters.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import re
@@ -243,6 +244,26 @@ def norm_tax_id(value: str | None) -> str | None:
         return None
     tax_id = re.sub(r"[\s\-\.]", "", unicodedata.normalize("NFKC", value)).upper()
     return tax_id if len(tax_id) >= 5 else None
+
+
+NORMAL_FORM_COLUMNS = ("n_name", "n_email", "n_phone", "n_tax_id", "n_name_key", "n_street", "n_city", "n_postcode",
+                       "n_birth_date")
+
+
+@lru_cache(maxsize=1)
+def normaliser_version() -> str:
+    """Names the normalisation code and the libraries it relies on: normal forms saved under another
+    version are computed again (a release that changes how names are keyed must not reuse old keys)."""
+    import inspect
+    import sys
+
+    import pypinyin
+
+    from reconcile import company_names
+
+    parts = [inspect.getsource(sys.modules[__name__]), inspect.getsource(company_names), pypinyin.__version__,
+             phonenumbers.__version__, opencc.__version__ if hasattr(opencc, "__version__") else ""]
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 
 _TEXT_INPUTS = ("name", "email", "phone", "tax_id", "street", "city", "postcode", "country")

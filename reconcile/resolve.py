@@ -18,7 +18,7 @@ import pandas as pd
 
 from reconcile import probabilistic
 from reconcile.identity import assign_ids
-from reconcile.normalize import normalise_records
+from reconcile.normalize import NORMAL_FORM_COLUMNS, normalise_records
 from reconcile.rules import Clusters, find_links
 from reconcile.settings import ReconcileSettings
 from reconcile.survivorship import golden_records
@@ -40,7 +40,8 @@ class Previous:
     created_at: dict[str, object] = field(default_factory=dict)
     decisions: pd.DataFrame | None = None  # left, right, decision (accepted | rejected), decided_by
     customers: pd.DataFrame | None = None  # golden records
-    normalised: pd.DataFrame | None = None  # records with their n_* columns, unique_id and fingerprint
+    normalised: pd.DataFrame | None = None  # records with their n_* columns, unique_id and fingerprint; or only
+    #                                         those (the hub's normal forms), the rest taken from the records
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ReconcileResult:
     scored_records: int = 0  # records whose pairs were scored in this run (all of them on a full run)
     normalised: pd.DataFrame | None = None
     rebuilt_records: int = 0  # records clustered again in this run (all of them without the previous state)
+    renormalised: np.ndarray | None = None  # mask of the `normalised` rows normalised in this run (the rest reused)
 
 
 def fingerprint(records: pd.DataFrame) -> pd.Series:
@@ -124,14 +126,15 @@ class _Before:
 
     def customer_ids(self, previous: Previous, at: np.ndarray) -> pd.Series:
         """Previous customer id of the rows `at` (None for new records)."""
-        where = self.crosswalk_row[at]
-        ids = previous.crosswalk["customer_id"].astype(object).to_numpy()[np.maximum(where, 0)]
-        return pd.Series(np.where(where >= 0, ids, None), dtype=object)
+        ids = np.append(previous.crosswalk["customer_id"].astype(object).to_numpy(), None)
+        return pd.Series(ids[self.crosswalk_row[at]], dtype=object)  # row -1 reads the None
 
 
-def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The records with their comparison columns (in no particular order), and a mask of the new or changed
-    ones. Rows of the previous run whose fingerprint is unchanged are reused, not normalised again."""
+def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The records with their comparison columns (in no particular order), a mask of the new or changed ones
+    (to score) and a mask of the rows normalised in this run. Rows of the previous run whose fingerprint is
+    unchanged are reused, not normalised again: whole rows of the previous result, or (from the hub) only
+    their normal forms, with this run's records."""
     records = records.reset_index(drop=True)
     keys, prints = _keys(records).astype(object), fingerprint(records)
     reused = previous.normalised
@@ -141,21 +144,28 @@ def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple
         ids_before, prints_before = _keys(previous.crosswalk), previous.crosswalk["fingerprint"]
     else:
         frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
-        return frame, np.ones(len(frame), dtype=bool)
+        return frame, np.ones(len(frame), dtype=bool), np.ones(len(frame), dtype=bool)
     position = pd.Index(ids_before.to_numpy(dtype=object)).get_indexer(keys)
     prints_before = np.append(prints_before.to_numpy(dtype=object), None)  # position -1 reads the None
     same = prints_before[position] == prints.to_numpy(dtype=object)
     if reused is None or not same.any():
         frame = normalise_records(records, region).assign(unique_id=keys, fingerprint=prints)
-        return frame, ~same
-    kept = np.zeros(len(reused), dtype=bool)
-    kept[position[same]] = True
-    reused = (reused if kept.all() else reused[kept]).reset_index(drop=True)
+        return frame, ~same, np.ones(len(frame), dtype=bool)
+    if "source_system" not in reused:  # normal forms only: the rest of each row is the record as it is now
+        at = position[same]
+        reused = records[same].reset_index(drop=True).assign(
+            unique_id=keys[same].to_numpy(), fingerprint=prints[same].to_numpy(),
+            **{column: reused[column].to_numpy(dtype=object)[at] for column in NORMAL_FORM_COLUMNS})
+    else:
+        kept = np.zeros(len(reused), dtype=bool)
+        kept[position[same]] = True
+        reused = (reused if kept.all() else reused[kept]).reset_index(drop=True)
     if same.all():
-        return reused, np.zeros(len(reused), dtype=bool)
+        return reused, np.zeros(len(reused), dtype=bool), np.zeros(len(reused), dtype=bool)
     fresh = normalise_records(records[~same], region).assign(unique_id=keys[~same], fingerprint=prints[~same])
     frame = pd.concat([reused, fresh[reused.columns]], ignore_index=True)
-    return frame, np.arange(len(frame)) >= len(reused)
+    new = np.arange(len(frame)) >= len(reused)
+    return frame, new, new
 
 
 def _score(frame: pd.DataFrame, changed: np.ndarray, rows: _Rows, settings: ReconcileSettings,
@@ -168,7 +178,8 @@ def _score(frame: pd.DataFrame, changed: np.ndarray, rows: _Rows, settings: Reco
         return pd.DataFrame(columns=probabilistic.PAIR_COLUMNS), none, none, None, 0
     model = model if model is not None else probabilistic.load_model(prob)
     # Pairs scored before are reused only under the same settings, model and size class (the prior).
-    model_fingerprint = hashlib.sha1(json.dumps([prob.model_dump(), model, probabilistic.size_class(len(frame))],
+    scoring = prob.model_dump(exclude={"memory_limit"})  # how much memory DuckDB may use changes no score
+    model_fingerprint = hashlib.sha1(json.dumps([scoring, model, probabilistic.size_class(len(frame))],
                                                 sort_keys=True, default=str).encode()).hexdigest()[:16]
     reusable = (previous.pairs is not None and previous.crosswalk is not None and "fingerprint" in previous.crosswalk
                 and previous.model_fingerprint == model_fingerprint)
@@ -218,7 +229,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
             model: dict | None = None) -> ReconcileResult:
     settings = settings or ReconcileSettings()
     previous = previous or Previous()
-    everything, changed = _normalised(records, previous, settings.matching.default_phone_region)
+    everything, changed, renormalised = _normalised(records, previous, settings.matching.default_phone_region)
     rows = _Rows(everything["unique_id"])
     pairs, left, right, model_fingerprint, scored = _score(everything, changed, rows, settings, previous, model)
     decided = np.zeros(0, dtype=np.int64) if previous.decisions is None else \
@@ -247,10 +258,10 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
     crosswalk = _crosswalk(frame, explanation, reviews)
     # The golden record carries contact values in their normalised form (E.164 phone, lower-case email);
     # a value that does not normalise is kept as it came, for the unified-customer gate to judge.
-    golden_input = frame.copy()
-    for raw, normalised in (("email", "n_email"), ("phone", "n_phone"), ("tax_id", "n_tax_id")):
-        golden_input[raw] = frame[normalised].where(frame[normalised].notna(), frame[raw])
-    customers = golden_records(golden_input, settings.survivorship)
+    customers = golden_records(frame.assign(**{
+        raw: frame[normalised].where(frame[normalised].notna(), frame[raw])
+        for raw, normalised in (("email", "n_email"), ("phone", "n_phone"), ("tax_id", "n_tax_id"))}),
+        settings.survivorship)
     if scope is not None:  # what lies outside the scope is carried over as it was
         outside = before.row >= 0
         outside[outside] = ~scope[before.row[outside]]
@@ -262,7 +273,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
         reviews = _open_reviews(pairs, left, right, _customer_codes(before, scope, chosen, frame["customer_id"]),
                                 decisions, prob.auto_merge_at if prob else 0.0)
     return ReconcileResult(crosswalk, customers, events, clusters.refused, pairs.reset_index(drop=True), reviews,
-                           model_fingerprint, scored, everything, len(frame))
+                           model_fingerprint, scored, everything, len(frame), renormalised)
 
 
 def _customer_codes(before: _Before, scope: np.ndarray, chosen: np.ndarray, customer_ids: pd.Series) -> np.ndarray:

@@ -139,6 +139,7 @@ def test_incremental_run_sends_only_the_changed_customer(world, first_run):
     # Identity resolution scored only the changed record and rebuilt only the customers it could reach.
     stages = hub_store().stages(dag_run.run_id).set_index("stage")["counts"]
     assert stages["reconcile"]["records_scored"] == 1
+    assert stages["reconcile"]["records_normalised"] == 1  # the others' normal forms come from the hub
     assert 1 <= stages["reconcile"]["records_rebuilt"] < stages["reconcile"]["customer_records"] / 10
     changed = [a for a in world["crm"].records("Account") if a.get("BillingCity") == "Changed City 42"]
     assert len(changed) == 1 and f"odoo:{partner_id}" in json.loads(changed[0]["ERP2CRM_Source_Ids__c"])

@@ -168,3 +168,24 @@ def test_bulk_writes_round_trip_every_kind(hub):
     hub.upsert_entity("order", orders(dict(source_id="7", total_amount=13.0)), "run2")  # the newer version wins
     current = hub.read_entity("order")
     assert list(current["total_amount"]) == [13.0]
+
+
+def test_normal_forms_are_kept_per_normaliser_and_forgotten_when_gone(hub):
+    hub.migrate()
+    forms = pd.DataFrame({"unique_id": ["odoo:1", "odoo:2", "tryton:7"], "fingerprint": ["a1", "b2", "c3"],
+                          "n_name": ["zhang wei", "müller", None], "n_name_key": ["wei zhang", "müller", None],
+                          "n_birth_date": ["1980-02-01", None, None]})
+    for column in ("n_email", "n_phone", "n_tax_id", "n_street", "n_city", "n_postcode"):
+        forms[column] = None
+    hub.save_normal_forms(forms, gone=[], normaliser="v1")
+    stored = hub.normal_forms("v1").set_index("unique_id")
+    assert stored.loc["odoo:1", "n_name_key"] == "wei zhang" and stored.loc["odoo:1", "n_birth_date"] == "1980-02-01"
+    assert stored.loc["tryton:7", "n_name"] is None
+    # A later run: one record normalised again, one gone.
+    hub.save_normal_forms(forms.iloc[[0]].assign(fingerprint="a9", n_name="zhang wei 2"), gone=["odoo:2"], normaliser="v1")
+    stored = hub.normal_forms("v1").set_index("unique_id")
+    assert sorted(stored.index) == ["odoo:1", "tryton:7"] and stored.loc["odoo:1", "fingerprint"] == "a9"
+    # Saved by another normaliser: none of it is handed out, and the next save clears it.
+    assert hub.normal_forms("v2") is None
+    hub.save_normal_forms(forms.iloc[[2]], gone=[], normaliser="v2")
+    assert hub.count("record_normal_forms") == 1 and list(hub.normal_forms("v2")["unique_id"]) == ["tryton:7"]

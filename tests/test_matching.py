@@ -14,6 +14,7 @@ import pytest
 
 from erp2crm.errors import ConfigError
 from reconcile import Previous, load_settings, resolve
+from reconcile.normalize import NORMAL_FORM_COLUMNS
 from reconcile.probabilistic import _creator
 from reconcile.settings import ReconcileSettings
 from tests.test_reconcile import clusters, records
@@ -179,6 +180,7 @@ GOOD_PROB = {"blocking": [["email"]], "comparisons": [{"column": "email"}]}
      "review_at (0.99) must not be above auto_merge_at (0.9)"),
     ({"probabilistic": {**GOOD_PROB, "blocking": [["fax"]]}}, "probabilistic.blocking.0.0: Input should be 'name_key'"),
     ({"probabilistic": {**GOOD_PROB, "blocking": []}}, "probabilistic.blocking: List should have at least 1 item"),
+    ({"probabilistic": {**GOOD_PROB, "memory_limit": "lots"}}, "probabilistic.memory_limit: String should match pattern"),
     ({"probabilistic": {**GOOD_PROB, "comparisons": [{"column": "email", "thresholds": [0.9]}]}},
      "comparison 'email': thresholds apply to jaro_winkler only"),
     ({"probabilistic": {**GOOD_PROB, "comparisons": [{"column": "street", "method": "jaro_winkler",
@@ -254,6 +256,14 @@ def _bench_records(n: int, seed: int, truth: bool = False) -> pd.DataFrame:
     return records if truth else records.drop(columns="true_id")
 
 
+def test_an_empty_previous_state_is_a_first_run():
+    data = _bench_records(300, seed=3)
+    first = resolve(data, settings=SHIPPED)
+    again = resolve(data, Previous(first.crosswalk.iloc[:0], customers=first.customers.iloc[:0]), settings=SHIPPED)
+    assert again.crosswalk["customer_id"].tolist() == first.crosswalk["customer_id"].tolist()
+    assert again.renormalised.all() and again.rebuilt_records == len(data)
+
+
 def test_linking_changes_into_the_previous_state_gives_what_a_full_run_gives():
     data = _bench_records(3000, seed=5)
     later = data.sample(n=300, random_state=1).index
@@ -276,3 +286,13 @@ def test_linking_changes_into_the_previous_state_gives_what_a_full_run_gives():
     assert sorted(map(str, incremental.events)) == sorted(map(str, full.events))
     assert set(zip(incremental.reviews["left"], incremental.reviews["right"])) == \
         set(zip(full.reviews["left"], full.reviews["right"]))
+    # From the hub, the previous run leaves only each record's normal forms: the same result, and only the
+    # new and changed records are normalised.
+    forms = first.normalised[["unique_id", "fingerprint", *NORMAL_FORM_COLUMNS]]
+    from_hub = resolve(changed, Previous(first.crosswalk, first.pairs, first.model_fingerprint,
+                                         customers=first.customers, normalised=forms), settings=SHIPPED)
+    assert from_hub.renormalised.sum() == 320 and full.renormalised.all()
+    pd.testing.assert_frame_equal(from_hub.crosswalk.sort_values(by_key)[columns].reset_index(drop=True),
+                                  full.crosswalk.sort_values(by_key)[columns].reset_index(drop=True))
+    pd.testing.assert_frame_equal(from_hub.customers.sort_values("customer_id").reset_index(drop=True),
+                                  full.customers.sort_values("customer_id").reset_index(drop=True), check_dtype=False)
