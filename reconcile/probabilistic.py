@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,11 +100,14 @@ def _input(frame: pd.DataFrame, prob: Probabilistic) -> pd.DataFrame:
     return frame[["unique_id", *columns]].rename(columns=columns)
 
 
-def _linker(records: pd.DataFrame, settings: dict):
+def _linker(records: pd.DataFrame, settings: dict, prob: Probabilistic):
     """A Splink linker over `records` on a fresh in-process DuckDB, and that database (to register more)."""
+    import duckdb
     from splink import DuckDBAPI, Linker
 
-    db_api = DuckDBAPI()
+    spill = Path(tempfile.gettempdir()) / "erp2crm-duckdb"  # not DuckDB's default, ./.tmp in the working directory
+    connection = duckdb.connect(config={"memory_limit": prob.memory_limit, "temp_directory": str(spill)})
+    db_api = DuckDBAPI(connection=connection)
     return Linker(db_api.register(records), settings, log_level=None), db_api
 
 
@@ -117,7 +121,7 @@ def score_pairs(frame: pd.DataFrame, prob: Probabilistic, model: dict, is_new: n
     records = _input(frame, prob)
     # The linker holds every record, so that term frequencies count the whole set even when only the new
     # records are scored.
-    linker, db_api = _linker(records, settings)
+    linker, db_api = _linker(records, settings, prob)
     if is_new is None:
         scored = linker.inference.predict(threshold_match_probability=prob.review_at, warning_mode="never")
     else:
@@ -185,7 +189,7 @@ def train(frame: pd.DataFrame, prob: Probabilistic, label_column: str | None = N
     if label_column:
         records = records.assign(**{label_column: frame[label_column].values})
     settings = _creator(prob).create_settings_dict("duckdb")
-    linker, _ = _linker(records, settings)
+    linker, _ = _linker(records, settings, prob)
     logging.getLogger("splink").setLevel(logging.WARNING)
     deterministic = [block_on(col) for col in ("email", "phone", "tax_id") if col in records]
     if deterministic:
