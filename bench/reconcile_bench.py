@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -189,11 +188,9 @@ def _median(args: list[str], runs: int) -> dict:
 
 
 def machine() -> dict:
-    import os
+    from _common import machine_info
 
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "memory_gb": round(mem, 1),
-            "python": platform.python_version(), "os": platform.platform(terse=True)}
+    return machine_info()
 
 
 def main() -> None:

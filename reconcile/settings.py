@@ -51,7 +51,7 @@ class Probabilistic(_Strict):
     enabled: bool = True
     # Match probability at or above which a pair merges automatically; between review_at and auto_merge_at it
     # waits for a person in the review queue; below review_at the records stay separate.
-    auto_merge_at: float = Field(0.999, gt=0, lt=1)
+    auto_merge_at: float = Field(0.9995, gt=0, lt=1)
     review_at: float = Field(0.9, gt=0, lt=1)
     # Candidate pairs: records that agree on every column of at least one of these lists.
     blocking: list[list[Literal[MATCH_COLUMNS]]] = Field(min_length=1)  # type: ignore[valid-type]
