@@ -239,8 +239,8 @@ def reconcile_customers(run_id: str) -> dict:
         from hub.schema import customers as customers_table
 
         customers = customers[[c.name for c in customers_table.columns]]
-        hub.replace_rows("crosswalk", _records(crosswalk))
-        hub.replace_rows("customers", _records(for_sql(customers, {"birth_date": "date"})))
+        hub.replace_frame("crosswalk", crosswalk)
+        hub.replace_frame("customers", for_sql(customers, {"birth_date": "date"}))
         hub.save_matching_state(result.pairs, result.model_fingerprint, result.reviews, run_id, now)
         hub.insert_rows("customer_events", [
             {"run_id": run_id, "event": e["event"], "customer_id": e["customer_id"],

@@ -179,11 +179,13 @@ class HubStore:
     def save_matching_state(self, pairs: pd.DataFrame | None, model: str | None, reviews: pd.DataFrame | None,
                             run_id: str, now: datetime) -> None:
         """Replace the scored pairs; refresh the pending review queue, keeping every decision ever made."""
-        rows = [] if pairs is None or model is None else [
-            {"left_id": p.left, "right_id": p.right, "match_probability": float(p.match_probability),
-             "match_weight": float(p.match_weight), "fields": _json_text(p.fields),
-             "model": model, "run_id": run_id} for p in pairs.itertuples(index=False)]
-        self.replace_rows("match_pairs", rows)
+        if pairs is None or model is None:
+            pairs = pd.DataFrame(columns=["left", "right", "match_probability", "match_weight", "fields"])
+        self.replace_frame("match_pairs", pd.DataFrame({
+            "left_id": pairs["left"], "right_id": pairs["right"],
+            "match_probability": pairs["match_probability"].astype(float),
+            "match_weight": pairs["match_weight"].astype(float), "fields": pairs["fields"].map(_json_text),
+            "model": model, "run_id": run_id}))
         r = schema.match_reviews
         with self.engine.begin() as conn:
             decided = {tuple(k) for k in conn.execute(select(r.c.left_id, r.c.right_id).where(r.c.status != "pending"))}
@@ -251,6 +253,14 @@ class HubStore:
             conn.execute(delete(table) if where is None else delete(table).where(where(table)))
             if rows:
                 conn.execute(insert(table), rows)
+
+    def replace_frame(self, name: str, frame: pd.DataFrame) -> None:
+        """Make `frame` the whole content of the table, atomically; written in bulk slices (hub.bulk), not as a
+        list of dicts (a crosswalk of a million rows)."""
+        table = schema.metadata.tables[name]
+        with self.engine.begin() as conn:
+            conn.execute(delete(table))
+            bulk.insert_frame(conn, table, frame)
 
     def insert_rows(self, name: str, rows: list[dict]) -> None:
         if rows:
