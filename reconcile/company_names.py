@@ -45,7 +45,7 @@ ENGLISH_VARIANTS = {
     "material": "materials", "logistic": "logistics",
 }
 
-# Provincial-level regions and cities of three characters (most region prefixes are two).
+# Provincial-level regions and cities of three or four characters (most region prefixes are two).
 _THREE_CHARACTER_REGIONS = ("黑龙江", "内蒙古", "石家庄", "哈尔滨", "乌鲁木齐", "呼和浩特", "齐齐哈尔")
 
 
