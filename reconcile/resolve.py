@@ -102,13 +102,12 @@ class _Rows:
 
 @dataclass
 class _Before:
-    """The previous crosswalk laid over the current rows: each row's previous customer (as an integer code
-    and as crosswalk row), each crosswalk row's current row, and the customers that lost records."""
+    """The previous crosswalk laid over the current rows: each row's previous customer as an integer code
+    into `ids`, each crosswalk row's current row, and the customers that lost records."""
     code: np.ndarray  # customer code per row, -1 for a new record
-    crosswalk_row: np.ndarray  # row of the previous crosswalk per row, -1 for a new record
+    ids: np.ndarray  # the previous customer ids, one per code
     row: np.ndarray  # row per crosswalk row, -1 for a record no longer here
-    gone_customers: set  # customers that lost a record
-    gone_codes: np.ndarray
+    gone_codes: np.ndarray  # customers that lost a record
 
     @classmethod
     def of(cls, previous: Previous, rows: _Rows) -> "_Before | None":
@@ -116,18 +115,14 @@ class _Before:
             return None
         position = rows.of(_keys(previous.crosswalk))
         present = position >= 0
-        codes, _ = pd.factorize(previous.crosswalk["customer_id"].astype(object))
+        codes, ids = pd.factorize(previous.crosswalk["customer_id"].astype(object))
         code = np.full(len(rows), -1, dtype=np.int64)
         code[position[present]] = codes[present]
-        crosswalk_row = np.full(len(rows), -1, dtype=np.int64)
-        crosswalk_row[position[present]] = np.flatnonzero(present)
-        gone = set(previous.crosswalk["customer_id"].to_numpy(dtype=object)[~present])
-        return cls(code, crosswalk_row, position, gone, np.unique(codes[~present]))
+        return cls(code, np.asarray(ids, dtype=object), position, np.unique(codes[~present]))
 
-    def customer_ids(self, previous: Previous, at: np.ndarray) -> pd.Series:
+    def customer_ids(self, at: np.ndarray) -> pd.Series:
         """Previous customer id of the rows `at` (None for new records)."""
-        ids = np.append(previous.crosswalk["customer_id"].astype(object).to_numpy(), None)
-        return pd.Series(ids[self.crosswalk_row[at]], dtype=object)  # row -1 reads the None
+        return pd.Series(np.append(self.ids, None)[self.code[at]], dtype=object)  # code -1 reads the None
 
 
 def _normalised(records: pd.DataFrame, previous: Previous, region: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -249,9 +244,9 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
 
     previous_ids = pd.Series([None] * len(frame), dtype=object)
     if before is not None:
-        previous_ids = before.customer_ids(previous, chosen)
+        previous_ids = before.customer_ids(chosen)
     # A new id must not take one that customers outside the scope keep (or that the rebuilt ones had).
-    taken = pd.Index([]) if scope is None else pd.Index(previous.crosswalk["customer_id"].astype(object).unique())
+    taken = pd.Index([]) if scope is None else pd.Index(before.ids)
     labels = pd.Series([clusters.find(i) for i in range(len(frame))])
     frame["customer_id"], events = assign_ids(labels, frame["unique_id"], previous_ids, previous.created_at,
                                               reserved=taken)
@@ -266,7 +261,7 @@ def resolve(records: pd.DataFrame, previous: Previous | None = None, settings: R
         outside = before.row >= 0
         outside[outside] = ~scope[before.row[outside]]
         crosswalk = pd.concat([previous.crosswalk[outside][crosswalk.columns], crosswalk], ignore_index=True)
-        rebuilt = pd.Index(list(set(previous_ids.dropna()) | before.gone_customers), dtype=object)
+        rebuilt = pd.Index(list(set(previous_ids.dropna()) | set(before.ids[before.gone_codes])), dtype=object)
         unchanged = ~previous.customers["customer_id"].astype(object).isin(rebuilt)
         customers = pd.concat([previous.customers[unchanged.to_numpy()][customers.columns], customers], ignore_index=True)
         prob = settings.matching.probabilistic

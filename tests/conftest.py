@@ -56,14 +56,8 @@ def tryton():
     """A real Tryton 8.2 server with a seeded database (tests/servers/tryton.py). Skipped with its reason
     where the machine cannot run it, except under CI, where a missing real system fails the run."""
     from servers import tryton as harness
-    from servers.required import unavailable
 
-    try:
-        server = harness.start()
-    except harness.Unavailable as e:
-        unavailable("real Tryton server", e)
-    yield server
-    harness.stop(server)
+    yield from _real_server(harness, "real Tryton server")
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +65,18 @@ def bottlecrm():
     """A real BottleCRM server (tests/servers/bottlecrm.py), one per test module. Skipped with its reason where the
     machine cannot run it, except under CI."""
     from servers import bottlecrm as harness
+
+    yield from _real_server(harness, "real BottleCRM server")
+
+
+def _real_server(harness, what: str):
+    """Start a harness's server for a fixture and stop it after; a server the machine cannot run is skipped
+    here and fails the run under CI (servers.required)."""
     from servers.required import unavailable
 
     try:
         server = harness.start()
     except harness.Unavailable as e:
-        unavailable("real BottleCRM server", e)
+        unavailable(what, e)
     yield server
     harness.stop(server)
