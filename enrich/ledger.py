@@ -103,6 +103,13 @@ def _in_scope_status(status: pd.Series) -> pd.Series:
     return ~status.isin(EXCLUDED_DOCUMENT_STATUSES)
 
 
+# The columns of each document kind that enrichment reads (the hub reads only these).
+ORDER_FIELDS = ["source_system", "source_id", "customer_source_id", "status", "ordered_at", "total_amount", "currency",
+                "channel"]
+INVOICE_FIELDS = ["source_system", "source_id", "customer_source_id", "kind", "status", "invoice_date", "due_date",
+                  "total_amount", "paid_amount", "outstanding_amount", "currency"]
+TICKET_FIELDS = ["source_system", "source_id", "customer_source_id", "status", "priority", "is_complaint", "opened_at",
+                 "closed_at", "satisfaction"]
 PAYMENT_FIELDS = ["source_system", "source_id", "customer_source_id", "invoice_source_id", "status", "paid_date",
                   "amount", "currency"]
 
@@ -145,8 +152,7 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
     keys = customer_keys(crosswalk, customer_ids)
 
     # ---- orders ----------------------------------------------------------------------------
-    o = orders[["source_system", "source_id", "customer_source_id", "status", "ordered_at",
-                "total_amount", "currency", "channel"]].copy()
+    o = orders[ORDER_FIELDS].copy()
     o["ordered_at"] = utc_timestamps(o["ordered_at"])
     o = o[_in_scope_status(o["status"]) & (o["ordered_at"] <= as_of)]
     o = attach_customers(o, keys)
@@ -158,8 +164,7 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
     o["_doc_date"] = o_date
 
     # ---- invoices ----------------------------------------------------------------------------
-    i = invoices[["source_system", "source_id", "customer_source_id", "kind", "status", "invoice_date",
-                  "due_date", "total_amount", "paid_amount", "outstanding_amount", "currency"]].copy()
+    i = invoices[INVOICE_FIELDS].copy()
     i["invoice_date"] = naive_dates(i["invoice_date"])
     i["due_date"] = naive_dates(i["due_date"])
     i["occurred_at"] = i["invoice_date"].dt.tz_localize("UTC")
@@ -208,8 +213,7 @@ def scope_documents(customers: pd.DataFrame, crosswalk: pd.DataFrame, orders: pd
     pay = pay.drop(columns=["_doc_date"])
 
     # ---- tickets ------------------------------------------------------------------------------
-    t = tickets[["source_system", "source_id", "customer_source_id", "status", "priority", "is_complaint",
-                 "opened_at", "closed_at", "satisfaction"]].copy()
+    t = tickets[TICKET_FIELDS].copy()
     t["opened_at"] = utc_timestamps(t["opened_at"])
     t["closed_at"] = utc_timestamps(t["closed_at"])
     t = t[t["opened_at"] <= as_of]

@@ -73,9 +73,13 @@ class EnrichmentResult:
     unconverted: pd.DataFrame  # documents without an FX rate (enrich.ledger.UNCONVERTED_COLUMNS)
 
 
+ORDER_LINE_FIELDS = ["source_system", "order_source_id", "category", "line_amount"]
+
+
 def _order_lines(lines: pd.DataFrame | None) -> pd.DataFrame:
-    columns = ["source_system", "order_source_id", "category", "line_amount"]
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}) if lines is None else lines[columns]
+    if lines is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ORDER_LINE_FIELDS})
+    return lines[ORDER_LINE_FIELDS]
 
 
 def _as_utc(as_of: pd.Timestamp) -> pd.Timestamp:

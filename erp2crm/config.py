@@ -117,6 +117,11 @@ class SyncConfig(_Strict):
     survivorship: str = "survivorship.yaml"  # golden-record rules per field (config/)
     # Run reports and Data Docs; relative to $ERP2CRM_VAR. On several worker machines, a shared volume.
     reports_dir: str = "reports"
+    # Landing partitions (each run's extracted rows, read back by its staging gate) as Parquet files, relative to
+    # $ERP2CRM_VAR; on several worker machines, a shared volume. null: in the hub database's stg_ tables instead
+    # (no shared volume needed, about ten times slower to write and read).
+    landing_dir: str | None = "landing"
+    landing_keep_runs: int = Field(3, ge=1)  # the landing of the last N runs is kept, older ones removed
 
     @field_validator("schedule")
     @classmethod
@@ -137,6 +142,13 @@ class SyncConfig(_Strict):
             if dupes:
                 raise ValueError(f"duplicate {kind} name(s): {', '.join(dupes)}")
         return self
+
+    @property
+    def landing_path(self) -> Path | None:
+        if self.landing_dir is None:
+            return None
+        path = Path(self.landing_dir)
+        return path if path.is_absolute() else var_dir() / path
 
     @property
     def reports_path(self) -> Path:

@@ -10,6 +10,7 @@ import logging
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import URL
@@ -26,15 +27,16 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
-def _hub_for(url: URL) -> HubStore:
-    hub = HubStore(url)
+def _hub_for(url: URL, landing: Path | None) -> HubStore:
+    hub = HubStore(url, landing)
     hub.migrate()
     return hub
 
 
 def hub_store(config: SyncConfig | None = None) -> HubStore:
     """The hub store of the configured connection; one engine (and one migration check) per database."""
-    return _hub_for(SqlDatabaseHook((config or load_config()).hub_conn_id, must_exist=False).get_url())
+    config = config or load_config()
+    return _hub_for(SqlDatabaseHook(config.hub_conn_id, must_exist=False).get_url(), config.landing_path)
 
 
 @contextmanager
@@ -166,7 +168,7 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
         for entity in ENTITIES:  # customer_record first
             staged = hub.read_staged(entity, run_id)
             if entity != "customer_record" and known is None:
-                known = hub.read_entity("customer_record")[["source_system", "source_id"]]
+                known = hub.read_entity("customer_record", ["source_system", "source_id"])
             result = quality.validate(staged, entity, known_customers=known)
             results.append(result)
             hub.upsert_entity(entity, result.passed, run_id)
@@ -345,7 +347,7 @@ def validate_customers(run_id: str) -> dict:
 
 # --- enrich ------------------------------------------------------------------------------------------
 def enrich_profiles(run_id: str, as_of: datetime) -> dict:
-    from enrich import build_profiles, load_fx_rates, load_settings
+    from enrich import INPUT_COLUMNS, build_profiles, load_fx_rates, load_settings
 
     config = load_config()
     hub = hub_store(config)
@@ -355,10 +357,11 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
             settings = settings.model_copy(update={"reporting_currency": config.reporting_currency})
         customers = hub.read_table("customers")
         customers = customers[~customers["held"].fillna(False).astype(bool)]
-        orders, invoices, payments = (hub.read_entity(e) for e in ("order", "invoice", "payment"))
-        result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices,
-                                hub.read_entity("service_ticket"), load_fx_rates(CONFIG / config.fx_rates),
-                                settings, _utc(as_of), payments=payments, order_lines=hub.read_entity("order_line"))
+        orders, invoices, payments, tickets, lines = (hub.read_entity(e, INPUT_COLUMNS[e]) for e in (
+            "order", "invoice", "payment", "service_ticket", "order_line"))
+        result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices, tickets,
+                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of), payments=payments,
+                                order_lines=lines)
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
         now = utcnow()
@@ -428,6 +431,7 @@ def finish_run(run_id: str) -> dict:
     summary = build_summary(hub, run_id)
     summary["report"] = str(write_report(hub, summary, config.reports_path))
     hub.finish_run(run_id, summary["status"], summary)
+    hub.prune_landing(config.landing_keep_runs)
     report_lineage("finish", {})
     if summary["status"] != "success":
         # The summary is written either way; failing here keeps the DAG run red when an earlier stage failed.
@@ -463,6 +467,7 @@ def replay_quarantine(sources: list[str] | None = None) -> dict:
     summary = build_summary(hub, run_id)
     summary["report"] = str(write_report(hub, summary, config.reports_path))
     hub.finish_run(run_id, summary["status"], summary)
+    hub.prune_landing(config.landing_keep_runs)
     return summary
 
 

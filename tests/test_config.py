@@ -25,6 +25,8 @@ INVALID = [
     ({**BASE, "quality": {"max_quarantine_share": 1.5}}, "quality.max_quarantine_share: Input should be less than or equal to 1"),
     ({**BASE, "sources": [{"name": "odoo", "lookback_hours": -1}]}, "sources.0.lookback_hours: Input should be greater than or equal to 0"),
     ({**BASE, "hub_url": "postgres://x"}, "hub_url: Extra inputs are not permitted"),
+    ({**BASE, "landing_keep_runs": 0}, "landing_keep_runs: Input should be greater than or equal to 1"),
+    ({**BASE, "landing_dir": ["var", "landing"]}, "landing_dir: Input should be a valid string"),
     ({**BASE, "schedule": "every night"}, "schedule: 'every night' is neither an Airflow preset"),
     ({**BASE, "schedule": "0 25 * * *"}, "nor a five-field cron expression such as '0 2 * * *'"),
     ({**BASE, "schedule": "@nightly"}, "schedule: '@nightly' is neither an Airflow preset (@continuous, @daily"),

@@ -115,6 +115,29 @@ def test_second_identical_run_writes_nothing(world, first_run):
     assert after == before
 
 
+def test_landing_partitions_are_parquet_files_of_the_last_runs_only(world, first_run):
+    """The shipped configuration lands each run's extracted rows as Parquet files, one per entity and source, that
+    its staging gate reads; after each run only the last `landing_keep_runs` runs keep theirs."""
+    from urllib.parse import quote
+
+    from erp2crm.config import load_config
+    from hub import schema
+
+    config = load_config()
+    for _ in range(config.landing_keep_runs):
+        assert str(_run(world)[0].state) == "success"
+    runs = [r["run_id"] for r in hub_store().last_runs(20)]
+    assert len(runs) > config.landing_keep_runs
+    kept = sorted(p.name for p in config.landing_path.iterdir())
+    assert kept == sorted(quote(r, safe="") for r in runs[:config.landing_keep_runs])
+    partition = config.landing_path / quote(runs[0], safe="")
+    assert {p.name for p in (partition / "customer_record").iterdir()} == {"odoo.parquet", "erpnext.parquet",
+                                                                         "tryton.parquet"}
+    with hub_store().engine.connect() as conn:  # nothing went through the stg_ tables
+        assert all(conn.execute(schema.STAGING_TABLES[e].select().limit(1)).first() is None
+                   for e in schema.STAGING_TABLES)
+
+
 def test_incremental_run_sends_only_the_changed_customer(world, first_run):
     test_second_identical_run_writes_nothing(world, first_run)  # start from a settled state
     # A minute ago: inside this run's look-back window, before its end (the run starts after this write).

@@ -28,10 +28,13 @@ def _postgres_url():
     return admin, name
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite+landing_files", "postgresql"])
 def hub(request, tmp_path):
-    if request.param == "sqlite":
-        yield HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    """The hub on SQLite and on PostgreSQL with landing partitions in stg_ tables, and on SQLite with landing
+    partitions as Parquet files (the shipped configuration's `landing_dir`)."""
+    if request.param.startswith("sqlite"):
+        files = tmp_path / "landing" if request.param.endswith("files") else None
+        yield HubStore(f"sqlite:///{tmp_path / 'hub.db'}", landing_dir=files)
         return
     admin, name = _postgres_url()
     store = HubStore(PG_ADMIN.rsplit("/", 1)[0] + f"/{name}")
@@ -42,8 +45,8 @@ def hub(request, tmp_path):
 
 
 def orders(*rows):
-    return pd.DataFrame([dict(source_system="odoo", customer_source_id="1", status="confirmed", currency="CNY",
-                              ordered_at="2026-01-01 10:00:00+00:00", updated_at="2026-01-02 00:00:00+00:00", **r)
+    return pd.DataFrame([{**dict(source_system="odoo", customer_source_id="1", status="confirmed", currency="CNY",
+                                 ordered_at="2026-01-01 10:00:00+00:00", updated_at="2026-01-02 00:00:00+00:00"), **r}
                          for r in rows])
 
 
@@ -141,6 +144,39 @@ def test_a_hub_created_by_the_first_release_is_migrated_in_place(hub):
     assert hub.read_entity("payment").empty and hub.read_staged("order_line", "r2").empty
 
 
+def test_landing_files_read_back_as_the_staging_tables_do(tmp_path):
+    """A run's landing partitions, several sources and chunks, read back the same from Parquet files as from the
+    hub's stg_ tables: values, kinds and parse errors."""
+    chunks = {"odoo": [orders(dict(source_id="1", total_amount=10.0, channel="web"),
+                              dict(source_id="2", total_amount=None, channel=None)),
+                       orders(dict(source_id="3", total_amount=1e12, channel="shop")).assign(
+                           parse_errors="[not_a_number] total_amount 'x' is not a finite number")],
+              "erpnext": [orders(dict(source_id="SO-1", total_amount=5.5, ordered_at=None))]}
+    read = []
+    for landing in (None, tmp_path / "landing"):
+        hub = HubStore(f"sqlite:///{tmp_path / f'hub_{landing is None}.db'}", landing_dir=landing)
+        hub.migrate()
+        for source, frames in chunks.items():
+            assert hub.write_staged("order", "run1", source, frames) == sum(map(len, frames))
+        read.append(hub.read_staged("order", "run1").sort_values("source_id", ignore_index=True))
+        assert hub.read_staged("order", "other_run").empty and hub.read_staged("invoice", "run1").empty
+    pd.testing.assert_frame_equal(read[0], read[1])
+    assert read[1]["parse_errors"].tolist() == [None, None, "[not_a_number] total_amount 'x' is not a finite number",
+                                                None]
+
+
+def test_landing_of_older_runs_is_pruned(hub):
+    hub.migrate()
+    for i in range(1, 5):
+        hub.start_run(f"scheduled__2026-01-0{i}T00:00:00+00:00", "dag", pd.Timestamp("2026-01-01"),
+                      pd.Timestamp("2026-01-02"), False)
+        hub.write_staged("order", f"scheduled__2026-01-0{i}T00:00:00+00:00", "odoo",
+                         [orders(dict(source_id=str(i), total_amount=1.0))])
+    hub.prune_landing(keep_runs=2)
+    kept = [len(hub.read_staged("order", f"scheduled__2026-01-0{i}T00:00:00+00:00")) for i in range(1, 5)]
+    assert kept == [0, 0, 1, 1]
+
+
 def test_bulk_writes_round_trip_every_kind(hub):
     """The bulk paths (SQLite executemany, PostgreSQL COPY) store what the frame holds: timestamps to the
     microsecond in UTC, dates, booleans, integers, floats, missing values and awkward text."""
@@ -163,6 +199,9 @@ def test_bulk_writes_round_trip_every_kind(hub):
         assert pd.isna(got.at["2", "updated_at"])
         assert got.at["1", "birth_date"] == pd.Timestamp("1980-02-29") and pd.isna(got.at["2", "birth_date"])
         assert got.at["3", "email"] == "\\N" and got.at["1", "email"] is None
+    some = hub.read_entity("customer_record", ["is_company", "source_id", "birth_date"])
+    assert list(some.columns) == ["is_company", "source_id", "birth_date"]
+    pd.testing.assert_frame_equal(some, hub.read_entity("customer_record")[list(some.columns)])
     order = orders(dict(source_id="7", total_amount=12.5))
     hub.upsert_entity("order", order, "run1")
     hub.upsert_entity("order", orders(dict(source_id="7", total_amount=13.0)), "run2")  # the newer version wins
