@@ -145,7 +145,7 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
 
     # Only the columns the suite reads: GX copies the frame for every row-conditioned metric.
     needed = spec.columns | set(spec.helpers) | ({PARSE_ERRORS} & set(work.columns))
-    result = gx_state().validate(work[[c for c in work.columns if c in needed]], spec)
+    result = gx_state().validate(_nanosecond_dates(work[[c for c in work.columns if c in needed]]), spec)
 
     n = len(work)
     failed: list[tuple[str, str, str, dict, np.ndarray]] = []  # (code, type, template, kwargs, positions)
@@ -209,6 +209,28 @@ def _trim(result) -> None:
             values = (res.result or {}).get(key)
             if isinstance(values, list) and len(values) > _KEPT_EXAMPLES:
                 res.result[key] = values[:_KEPT_EXAMPLES]
+
+_NS_MIN, _NS_MAX = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+
+
+def _nanosecond_dates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Naive date columns as datetime64[ns]. GX 1.24 compares only nanosecond (or tz-aware) datetimes vectorised;
+    the dates read from the hub are microsecond ones, which it compares one Python call per value. A date beyond
+    the nanosecond range (years before 1677 or after 2262, implausible anyway) is held at its edge, so it fails
+    the same checks; reasons quote the original value."""
+    out = frame
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, np.dtype) and dtype.kind == "M" and dtype != np.dtype("datetime64[ns]"):
+            values = frame[name]
+            if out is frame:
+                out = frame.copy(deep=False)
+            present = values.dropna()
+            if len(present) and (present.min() < _NS_MIN or present.max() > _NS_MAX):
+                values = values.where(values.isna() | (values >= _NS_MIN), _NS_MIN)
+                values = values.where(values.isna() | (values <= _NS_MAX), _NS_MAX)
+            out[name] = values.astype("datetime64[ns]")
+    return out
+
 
 def _exception_messages(info: Any) -> list[str]:
     """Messages of exceptions GX caught while computing an expectation. `exception_info` is either

@@ -232,6 +232,26 @@ def test_invoice_suite():
                                 "expectation": "expect_column_values_to_not_be_null", "rows": 1}]
 
 
+def test_dates_as_the_hub_reads_them_are_checked_the_same_including_dates_beyond_pandas_nanoseconds():
+    """The hub's dates are microsecond datetimes, which hold years pandas' nanoseconds cannot (a typed 0201 or
+    9999). The gate checks them as it checks nanosecond dates and quotes the original value."""
+    rows = [invoice("1"), invoice("2", invoice_date="0201-03-04"), invoice("3", due_date="9999-12-31"),
+            invoice("4", due_date="2026-01-01"), invoice("5", due_date=None)]
+    df = _frame("invoice", rows)
+    for column in ("invoice_date", "due_date"):
+        df[column] = pd.to_datetime(pd.Series([r[column] for r in rows], index=df.index), format="ISO8601")
+        df[column] = df[column].astype("datetime64[us]")
+    result = validate(df, "invoice", known_customers=KNOWN)
+    check(result, df, {"r1": "implausible_date", "r2": "implausible_date", "r3": "due_before_issue"})
+    assert result.quarantined.loc["r1", "reason"] == "invoice_date 0201-03-04 is not a plausible date"
+    assert result.quarantined.loc["r2", "reason"] == "due_date 9999-12-31 is not a plausible date"
+    in_range = df.drop(index=["r1", "r2"])
+    as_ns = in_range.astype({"invoice_date": "datetime64[ns]", "due_date": "datetime64[ns]"})
+    assert validate(in_range, "invoice", known_customers=KNOWN).quarantined["reason"].tolist() == \
+        validate(as_ns, "invoice", known_customers=KNOWN).quarantined["reason"].tolist() == \
+        ["due_date (2026-01-01) is before invoice_date (2026-01-05)"]
+
+
 def test_conditional_checks_use_gx_row_conditions():
     from great_expectations.expectations.row_conditions import Condition
 
