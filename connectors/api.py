@@ -13,7 +13,7 @@ import pandas as pd
 
 from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
 from connectors.paging import FIRST, Paging, following
-from connectors.transform import map_chunk
+from connectors.transform import lookup_series, map_chunk
 from connectors.window import Window
 
 
@@ -122,7 +122,7 @@ class ApiSource:
                        self.lookup_key, _where(lookups[0].where)), lookups)
                 for (table, key, _), lookups in groups.items()]
 
-    def _load_lookups(self, stream: StreamMapping) -> dict[tuple, dict]:
+    def _load_lookups(self, stream: StreamMapping) -> dict[tuple, pd.Series]:
         """Each lookup object read once per extraction, key → value; the first record (by its id) wins a key."""
         out: dict[tuple, dict] = {}
         for query, lookups in self._lookup_queries(stream):
@@ -134,7 +134,7 @@ class ApiSource:
                         continue
                     for lookup in lookups:
                         tables[lookup_id(lookup)].setdefault(_as_text(record[key]), record[lookup.value])
-            out.update(tables)
+            out.update({ident: lookup_series(table) for ident, table in tables.items()})
         return out
 
     @staticmethod

@@ -16,7 +16,7 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
 from sqlalchemy.types import NullType
 
 from connectors.mapping import SourceMapping, StreamMapping, _as_text, lookup_id
-from connectors.transform import _first_non_null, _text, map_chunk
+from connectors.transform import _first_non_null, _text, lookup_series, map_chunk
 from connectors.window import Window
 from erp2crm.errors import ConfigError, TransientError
 
@@ -164,14 +164,15 @@ class SqlSource:
             return local.strftime("%Y-%m-%d %H:%M:%S")
         return local
 
-    def _load_lookups(self, conn, entity: str, stream: StreamMapping) -> dict[tuple, dict]:
-        """Each lookup table becomes a dict key → value, read once per extraction."""
+    def _load_lookups(self, conn, entity: str, stream: StreamMapping) -> dict[tuple, pd.Series]:
+        """Each lookup table becomes a Series key → value, read once per extraction."""
         out = {}
         for field, spec in stream.fields.items():
             for lookup in spec.lookups:
                 ident = lookup_id(lookup)
                 if ident not in out:
-                    out[ident] = self._lookup_rows(conn, lookup, f"streams.{entity}.fields.{field}.lookup")
+                    out[ident] = lookup_series(self._lookup_rows(conn, lookup,
+                                                                 f"streams.{entity}.fields.{field}.lookup"))
         return out
 
     def _fetch_lookup_keys(self, conn, entity: str, stream: StreamMapping, chunk: pd.DataFrame,

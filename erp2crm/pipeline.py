@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 
 from connectors.hooks import SqlDatabaseHook
 from erp2crm.config import SyncConfig, load_config
-from erp2crm.errors import DataError
+from erp2crm.errors import ConfigError, DataError
 from erp2crm.openlineage import report_lineage
 from erp2crm.paths import CONFIG
 from hub import HubStore
@@ -162,6 +162,7 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
     hub = hub_store(config)
     held_before = hub.held_quarantine(stage="staging")
     per_source: dict[str, dict] = {}
+    _check_landing_reachable(hub, config, run_id)
     with _stage(hub, run_id, "validate:staging") as counts:
         known = None  # current customer keys, read once after the customer records are through the gate
         results = []
@@ -184,6 +185,24 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
     if enforce_threshold:
         _check_quarantine_share(per_source, config.quality.max_quarantine_share)
     return counts
+
+
+def _check_landing_reachable(hub: HubStore, config: SyncConfig, run_id: str) -> None:
+    """Stop when the run's extracts landed rows that this worker cannot find: an empty landing must not pass as a
+    run without changes."""
+    from erp2crm.canonical import ENTITIES
+
+    if hub.landing is None or hub.landing.has_run(run_id):
+        return
+    stages = hub.stages(run_id)
+    written = sum(n for stage, counts in zip(stages["stage"], stages["counts"]) if stage.startswith("extract:")
+                  for entity, n in counts.items() if entity in ENTITIES and isinstance(n, int))
+    if written:
+        raise ConfigError(
+            f"run {run_id}: its extract tasks landed {written} rows, but {config.landing_path} holds none of them. "
+            "Either this worker does not see the folder they wrote to (with workers on several machines, set "
+            "landing_dir to a shared volume, an absolute path, or to null to land in the hub database), or the run "
+            f"is older than the last {config.landing_keep_runs} runs, whose landing is kept: re-run its extracts.")
 
 
 def _count_new_failures(per_source: dict, staged: pd.DataFrame, quarantined: pd.DataFrame, was_held: set) -> None:

@@ -5,6 +5,7 @@ In memory: timestamps are tz-aware UTC, dates are naive midnight datetimes, bool
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from erp2crm.canonical import BOOLEAN, DATE, FLOAT, INTEGER, STRING, TIMESTAMP
@@ -28,6 +29,11 @@ def _strings(col: pd.Series) -> pd.Series:
     # Built as object on purpose: pandas 3 re-infers a string dtype from map(), which turns None into NaN.
     values = col.astype(object)
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):  # text already: no loop
+        if col.dtype == object:
+            array = col.to_numpy()
+            missing = pd.isna(array)
+            if not missing.any() or np.equal(array[missing], None).all():  # canonical already: no copy
+                return col
         return pd.Series(values.where(values.notna(), None).to_numpy(dtype=object), index=col.index, dtype=object)
     present = values.notna().to_numpy()
     out = pd.Series([None] * len(col), index=col.index, dtype=object)

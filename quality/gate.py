@@ -182,7 +182,7 @@ def validate(df: pd.DataFrame, suite_name: str, *, known_customers: pd.DataFrame
         bad[positions] = True
     q_pos = np.flatnonzero(bad)
 
-    passed = df.iloc[np.flatnonzero(~bad)]
+    passed = df.iloc[np.flatnonzero(~bad)] if len(q_pos) else df  # no copy of a clean million-row entity
     quarantined = df.iloc[q_pos].copy()
     for col, values in zip(REASON_COLUMNS, _reasons(work, q_pos, failed)):
         quarantined[col] = pd.Series(values, index=quarantined.index, dtype="str")

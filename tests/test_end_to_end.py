@@ -138,6 +138,27 @@ def test_landing_partitions_are_parquet_files_of_the_last_runs_only(world, first
                    for e in schema.STAGING_TABLES)
 
 
+def test_a_gate_that_cannot_see_the_landing_folder_stops_with_a_config_error(world, first_run):
+    """A worker whose landing_dir is not the folder the extracts wrote to (no shared volume) must not pass an
+    empty landing as a run without changes."""
+    from urllib.parse import quote
+
+    from erp2crm import pipeline
+    from erp2crm.config import load_config
+    from erp2crm.errors import ConfigError
+
+    run_id = hub_store().last_runs(1)[0]["run_id"]
+    folder = load_config().landing_path / quote(run_id, safe="")
+    moved = folder.with_name("elsewhere")
+    folder.rename(moved)
+    try:
+        with pytest.raises(ConfigError, match=r"landed \d+ rows, but .* holds none of them. Either this worker"):
+            pipeline.validate_staged(run_id)
+    finally:
+        moved.rename(folder)
+    assert "customer_record" in pipeline.validate_staged(run_id)  # the folder back: the gate runs
+
+
 def test_incremental_run_sends_only_the_changed_customer(world, first_run):
     test_second_identical_run_writes_nothing(world, first_run)  # start from a settled state
     # A minute ago: inside this run's look-back window, before its end (the run starts after this write).

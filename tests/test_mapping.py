@@ -213,3 +213,18 @@ def test_absent_and_exists_select_rows(shop, tmp_path):
     path.write_text(yaml.safe_dump(mapping))
     with pytest.raises(ConfigError, match="streams.order.exists: column 'partner' does not exist in table 'orders'"):
         SqlSource("shop", load_mapping(path), shop.engine).check()
+
+
+@pytest.mark.parametrize("table", [
+    {}, {"1": 10, "2": 20}, {"1": "CN", "2": None, "3": "DE"}, {"1": 1.5, "2": float("nan")},
+    {"1": True, "2": False}, {"7": "x", "8": 3},
+], ids=["empty", "integers", "text with null", "floats with nan", "booleans", "mixed"])
+def test_a_lookup_built_once_maps_exactly_as_the_dict_it_came_from(table):
+    """Lookups are turned into a Series once per extraction; mapping through it must give what mapping through the
+    dict gives (values, missing keys, dtype)."""
+    import pandas as pd
+
+    from connectors.transform import lookup_series
+
+    keys = pd.Series(["1", "2", None, "3", "7", "404"], dtype=object)
+    pd.testing.assert_series_equal(keys.map(lookup_series(table)), keys.map(table))
