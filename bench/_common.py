@@ -55,6 +55,20 @@ def machine_info() -> dict:
     }
 
 
+def cpu_probe_s(repeat: int = 3) -> float:
+    """Seconds of a fixed pure-Python loop (best of `repeat`), taken beside each measured run: this workplace's
+    machines of one model ran the same code up to twice as slow at some hours, and a stage's time means little
+    without the machine's speed at that moment."""
+    import time
+
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        sum(i * i for i in range(5_000_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def library_versions(*names: str) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 

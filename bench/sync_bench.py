@@ -283,6 +283,7 @@ def _run_child(var_dir: Path, label: str, connections: dict, logical_date: datet
     spec_path.write_text(json.dumps(spec, indent=2))
     out = var_dir / f"child_{label}.log"
     load_before = os.getloadavg()
+    probe_before = _common.cpu_probe_s()
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)]
     if profile:  # py-spy from outside the process, 100 samples/s, forked workers included
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -298,6 +299,7 @@ def _run_child(var_dir: Path, label: str, connections: dict, logical_date: datet
     result = json.loads(result_file.read_text())
     result["load_average_before"] = [round(x, 2) for x in load_before]
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["cpu_probe_s"] = {"before": probe_before, "after": _common.cpu_probe_s()}
     result["exit_code"] = code
     if code:
         log(f"run {label}: Airflow state {result['airflow_state']} (exit {code}); see {out}")
