@@ -30,6 +30,17 @@ def _json_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _with_ids(rows: pd.DataFrame, column: str, ids: set) -> pd.DataFrame:
+    """The rows whose `column`, as text, is one of `ids`: a check of 3M orders against a few held entries needs
+    the keys of those few rows, not a set of 3M tuples."""
+    if rows.empty or not ids:
+        return rows.iloc[:0]
+    values = rows[column]
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    return rows[values.isin(ids).to_numpy(dtype=bool)]
+
+
 def _landing_frames(chunks: Iterable[pd.DataFrame], fields: dict[str, str]) -> Iterator[pd.DataFrame]:
     """Each non-empty chunk coerced to the canonical kinds, with its parse errors (None where there are none)."""
     for chunk in chunks:
@@ -187,7 +198,9 @@ class HubStore:
         checked at all is gone. Returns the counts of each."""
         q = schema.quarantine
         held = self.held_quarantine(entity, stage)
-        failed_keys, checked_keys = _keys(failed, key_columns), _keys(checked, key_columns)
+        held_ids = set(held["record_id"].dropna())
+        failed_keys = _keys(failed, key_columns)
+        checked_keys = _keys(_with_ids(checked, key_columns[-1], held_ids), key_columns)
         outcome: dict[str, list[int]] = {"superseded": [], "passed": [], "gone": []}
         for entry_id, system, record_id in zip(held["id"], held["source_system"], held["record_id"]):
             key = (system if isinstance(system, str) else None, record_id)

@@ -106,6 +106,25 @@ def test_upsert_keeps_one_current_version_and_quarantine_release(hub):
     assert resolutions == {"superseded": 2, "passed": 1, "gone": 1}
 
 
+def test_quarantine_release_matches_the_whole_key_whatever_the_id_type(hub):
+    """A held row is released only by a check of the same (system, id): the same id from another system does not
+    count, and ids checked as numbers match ids held as text."""
+    hub.migrate()
+    key = ("source_system", "source_id")
+    held = orders(dict(source_id="3", total_amount=-1.0), dict(source_id="4", total_amount=-1.0)).assign(
+        reason_code="negative_amount", expectation="x", reason="total_amount is negative")
+    hub.settle_quarantine("r1", "staging", "order", held, key, checked=held)
+    other_system = orders(dict(source_id="3", total_amount=1.0)).assign(source_system="erpnext")
+    as_numbers = orders(dict(source_id="x", total_amount=1.0), dict(source_id="y", total_amount=1.0))
+    checked = pd.concat([other_system, as_numbers], ignore_index=True)
+    checked["source_id"] = pd.Series(["3", 4, None], dtype=object)
+    assert checked["source_id"].map(type).tolist() == [str, int, type(None)]
+    outcome = hub.settle_quarantine("r2", "staging", "order", checked.iloc[:0].assign(
+        reason_code=[], expectation=[], reason=[]), key, checked=checked)
+    assert outcome == {"held": 0, "released": 1, "superseded": 0, "gone": 0}
+    assert hub.held_quarantine("order")["record_id"].tolist() == ["3"]
+
+
 def test_upsert_rows_replaces_by_key_in_batches(hub):
     """More keys than one IN list may bind on SQLite: the keyed delete must batch."""
     hub.migrate()
