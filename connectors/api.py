@@ -124,7 +124,7 @@ class ApiSource:
 
     def _load_lookups(self, stream: StreamMapping) -> dict[tuple, pd.Series]:
         """Each lookup object read once per extraction, key → value; the first record (by its id) wins a key."""
-        out: dict[tuple, dict] = {}
+        out: dict[tuple, pd.Series] = {}
         for query, lookups in self._lookup_queries(stream):
             key = lookups[0].key  # shared by the group
             tables: dict[tuple, dict] = {lookup_id(lookup): {} for lookup in lookups}

@@ -119,7 +119,7 @@ class SyncConfig(_Strict):
     reports_dir: str = "reports"
     # Landing partitions (each run's extracted rows, read back by its staging gate) as Parquet files, relative to
     # $ERP2CRM_VAR; on several worker machines, a shared volume. null: in the hub database's stg_ tables instead
-    # (no shared volume needed, about ten times slower to write and read).
+    # (no shared volume needed, about four times slower to write and read).
     landing_dir: str | None = "landing"
     landing_keep_runs: int = Field(3, ge=1)  # the landing of the last N runs is kept, older ones removed
 

@@ -1,8 +1,8 @@
 """Table definitions of the hub store (SQLAlchemy Core), generated from the canonical model where they can be.
 
-Two tables per canonical entity: `stg_<table>` is the landing zone, partitioned by (run_id, source_system)
-so that re-running an extraction overwrites its own partition; `<table>` holds the current, validated
-version of every row.
+Two tables per canonical entity: `stg_<table>` is the landing zone when the configuration's `landing_dir` is null
+(otherwise landing partitions are Parquet files, `hub.landing`), partitioned by (run_id, source_system) so that
+re-running an extraction overwrites its own partition; `<table>` holds the current, validated version of every row.
 """
 from __future__ import annotations
 
