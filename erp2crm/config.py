@@ -145,15 +145,11 @@ class SyncConfig(_Strict):
 
     @property
     def landing_path(self) -> Path | None:
-        if self.landing_dir is None:
-            return None
-        path = Path(self.landing_dir)
-        return path if path.is_absolute() else var_dir() / path
+        return None if self.landing_dir is None else _under_var(self.landing_dir)
 
     @property
     def reports_path(self) -> Path:
-        path = Path(self.reports_dir)
-        return path if path.is_absolute() else var_dir() / path
+        return _under_var(self.reports_dir)
 
     def source(self, name: str) -> SourceConfig:
         for s in self.sources:
@@ -221,3 +217,9 @@ def load_config(path: Path | None = None) -> SyncConfig:
         return SyncConfig.model_validate(read_yaml(path))
     except ValidationError as e:
         raise ConfigError(format_validation_error(path, e)) from None
+
+
+def _under_var(folder: str) -> Path:
+    """A configured folder: absolute as given, relative under $ERP2CRM_VAR."""
+    path = Path(folder)
+    return path if path.is_absolute() else var_dir() / path

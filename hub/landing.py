@@ -78,8 +78,7 @@ class FileLanding:
         for name, column in zip(table.column_names, table.columns):  # one block per column: no 2-D copy
             raw[name] = _objects(column) if pa.types.is_string(column.type) else column.to_pandas()
         frame = coerce(raw, ENTITIES[entity].fields, stored=True)
-        errors = raw[PARSE_ERRORS].astype(object)
-        frame[PARSE_ERRORS] = errors.where(errors.notna(), None)
+        frame[PARSE_ERRORS] = raw[PARSE_ERRORS]  # text with None for none, as _objects reads it
         return frame
 
     def has_run(self, run_id: str) -> bool:

@@ -20,10 +20,16 @@ def _keys(rows: pd.DataFrame, key_columns: tuple[str, ...]) -> set[tuple]:
     """(source_system, record_id) of each row, as the quarantine table stores them."""
     if rows.empty:
         return set()
-    ids = rows[key_columns[-1]].astype(object).where(rows[key_columns[-1]].notna(), None)
-    ids = [None if v is None else str(v) for v in ids]
+    ids = _id_text(rows[key_columns[-1]])
     systems = rows["source_system"].astype(object) if "source_system" in key_columns else [None] * len(rows)
     return set(zip(systems, ids))
+
+
+def _id_text(ids: pd.Series) -> pd.Series:
+    """Record ids as the quarantine table stores them: text, None for missing (text columns without a loop)."""
+    if pd.api.types.infer_dtype(ids, skipna=True) in ("string", "empty"):
+        return ids.astype(object).where(ids.notna(), None)
+    return ids.astype(object).map(lambda v: None if pd.isna(v) else str(v))
 
 
 def _json_text(value) -> str:
@@ -35,10 +41,7 @@ def _with_ids(rows: pd.DataFrame, column: str, ids: set) -> pd.DataFrame:
     the keys of those few rows, not a set of 3M tuples."""
     if rows.empty or not ids:
         return rows.iloc[:0]
-    values = rows[column]
-    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-        values = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
-    return rows[values.isin(ids).to_numpy(dtype=bool)]
+    return rows[_id_text(rows[column]).isin(ids).to_numpy(dtype=bool)]
 
 
 def _landing_frames(chunks: Iterable[pd.DataFrame], fields: dict[str, str]) -> Iterator[pd.DataFrame]:
