@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from erp2crm.canonical import BOOLEAN, DATE, ENTITIES, FLOAT, INTEGER, PARSE_ERRORS, STRING, TIMESTAMP
-from hub.frames import coerce
+from hub.frames import arrow_frame, coerce
 
 _ARROW_TYPES = {STRING: pa.string(), INTEGER: pa.int64(), FLOAT: pa.float64(), BOOLEAN: pa.bool_(),
                 DATE: pa.timestamp("us"), TIMESTAMP: pa.timestamp("us", tz="UTC")}
@@ -30,16 +29,6 @@ _SUFFIX = ".parquet"
 def _schema(entity: str) -> pa.Schema:
     fields = ENTITIES[entity].fields
     return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in fields.items()] + [(PARSE_ERRORS, pa.string())])
-
-
-def _objects(column: pa.ChunkedArray) -> pd.Series:
-    """Text as an object array (None for null), the form the hub's tables read as, with one Python string per
-    distinct value: a source system or category repeated over 5M rows is one object, not 5M. (Arrow's conversion
-    to a pandas string dtype, then to objects, took 35 s for 5M order lines instead of 6.)"""
-    encoded = column.combine_chunks().dictionary_encode()
-    distinct = np.append(encoded.dictionary.to_numpy(zero_copy_only=False), None).astype(object)
-    codes = encoded.indices.fill_null(len(distinct) - 1).to_numpy()
-    return pd.Series(distinct[codes], dtype=object)
 
 
 class FileLanding:
@@ -74,11 +63,9 @@ class FileLanding:
         files = sorted(folder.glob("*" + _SUFFIX)) if folder.is_dir() else []
         schema = _schema(entity)
         table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
-        raw = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-        for name, column in zip(table.column_names, table.columns):  # one block per column: no 2-D copy
-            raw[name] = _objects(column) if pa.types.is_string(column.type) else column.to_pandas()
+        raw = arrow_frame(table)
         frame = coerce(raw, ENTITIES[entity].fields, stored=True)
-        frame[PARSE_ERRORS] = raw[PARSE_ERRORS]  # text with None for none, as _objects reads it
+        frame[PARSE_ERRORS] = raw[PARSE_ERRORS]  # text with None for none, as arrow_text reads it
         return frame
 
     def has_run(self, run_id: str) -> bool:

@@ -247,3 +247,49 @@ def test_normal_forms_are_kept_per_normaliser_and_forgotten_when_gone(hub):
     assert hub.normal_forms("v2") is None
     hub.save_normal_forms(forms.iloc[[2]], gone=[], normaliser="v2")
     assert hub.count("record_normal_forms") == 1 and list(hub.normal_forms("v2")["unique_id"]) == ["tryton:7"]
+
+
+def test_sqlite_reads_through_arrow_as_through_the_cursor(tmp_path, monkeypatch, caplog):
+    """A SQLite hub's reads go through ADBC into Arrow and give the frame the driver's cursor gives: every kind,
+    missing values, and a column that is NULL for its whole first slice (ADBC would take it for integers without
+    the typed first row). A value of another type than its column's, written by hand, is read through the cursor."""
+    from hub import bulk
+
+    monkeypatch.setattr(bulk, "SLICE_ROWS", 2)
+    hub = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.migrate()
+    hub.upsert_entity("customer_record", pd.DataFrame([
+        dict(source_system="odoo", source_id="1", name=None, is_company=None, birth_date=None, updated_at=None),
+        dict(source_system="odoo", source_id="2", name=None, is_company=None, birth_date=None, updated_at=None),
+        dict(source_system="odoo", source_id="3", name="Zhang Wei 张伟", is_company=True, birth_date="1980-02-29",
+             updated_at="2026-03-01 10:11:12.345678+08:00"),
+        dict(source_system="odoo", source_id="4", name="", is_company=False, birth_date=None, updated_at=None)]), "r1")
+    hub.upsert_entity("order", orders(*[dict(source_id=str(i), total_amount=None if i < 3 else i * 1.5,
+                                             channel=None if i < 3 else "web") for i in range(6)]), "r1")
+    arrow_reads = []
+    read_arrow = bulk._read_arrow
+    monkeypatch.setattr(bulk, "_read_arrow", lambda *a: arrow_reads.append(a) or read_arrow(*a))
+
+    def both(entity):
+        through_arrow = hub.read_entity(entity)
+        with monkeypatch.context() as m:
+            m.setattr(bulk, "_typed_first_row", lambda query: None)
+            return through_arrow, hub.read_entity(entity)
+
+    for entity in ("customer_record", "order"):
+        through_arrow, through_cursor = both(entity)
+        pd.testing.assert_frame_equal(through_arrow, through_cursor)
+    assert len(arrow_reads) == 2 and "instead of Arrow" not in caplog.text  # read through Arrow, no fallback
+    records = both("customer_record")[0].set_index("source_id")
+    assert records["is_company"].tolist() == [None, None, True, False]
+    assert records.at["3", "birth_date"] == pd.Timestamp("1980-02-29")
+    orders_read = both("order")[0].set_index("source_id")
+    assert orders_read["channel"].tolist() == [None, None, None, "web", "web", "web"]
+    assert orders_read.loc["3", "total_amount"] == 4.5 and orders_read.loc[["0", "1", "2"], "total_amount"].isna().all()
+
+    with hub.engine.begin() as conn:  # text in a FLOAT column: SQLite keeps it as text
+        conn.execute(text("UPDATE orders SET total_amount = 'n/a' WHERE source_id = '5'"))
+    through_arrow, through_cursor = both("order")
+    pd.testing.assert_frame_equal(through_arrow, through_cursor)
+    assert pd.isna(through_arrow.set_index("source_id").at["5", "total_amount"])
+    assert "instead of Arrow" in caplog.text
