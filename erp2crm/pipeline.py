@@ -378,7 +378,8 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         customers = customers[~customers["held"].fillna(False).astype(bool)]
         orders, invoices, payments, tickets, lines = (hub.read_entity(e, INPUT_COLUMNS[e]) for e in (
             "order", "invoice", "payment", "service_ticket", "order_line"))
-        result = build_profiles(customers, hub.read_table("crosswalk"), orders, invoices, tickets,
+        crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
+        result = build_profiles(customers, crosswalk, orders, invoices, tickets,
                                 load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of), payments=payments,
                                 order_lines=lines)
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],

@@ -35,8 +35,10 @@ class Plan:
     retire: list = field(default_factory=list)  # (customer_id, reason, merged_into)
 
 
-def _confirmed(hub: HubStore, target: TargetConfig):
-    state = hub.read_table("push_state")
+def _confirmed(hub: HubStore, target: TargetConfig, payloads: bool = False):
+    """The target's push state; the last confirmed payloads (JSON, most of a row) only when asked."""
+    columns = ["target", "customer_id", "payload_hash", "crm_id", "retired_at"] + (["payload"] if payloads else [])
+    state = hub.read_table("push_state", columns)
     return state[state["target"] == target.name]
 
 
@@ -50,13 +52,13 @@ def _merged_into(hub: HubStore) -> dict[str, str]:
 def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
     """What this push does; `state` is the target's push state when the caller has read it already."""
     mapping = load_outbound(target.mapping_path)
-    stored = hub.read_table("profiles")
+    stored = hub.read_table("profiles", ["customer_id", "profile", "push_ready"])
     stored = stored[stored["push_ready"].fillna(False).astype(bool)]
     state = _confirmed(hub, target) if state is None else state
     held = state[state["retired_at"].isna()] if "retired_at" in state else state
     confirmed = dict(zip(state["customer_id"], state["payload_hash"]))
     in_crm = set(held["customer_id"])
-    customers = hub.read_table("customers")
+    customers = hub.read_table("customers", ["customer_id", "is_active"])
     inactive = set()
     if target.mode == "mirror":
         inactive = set(customers.loc[customers["is_active"].astype("boolean").eq(False).fillna(False), "customer_id"])
@@ -241,7 +243,7 @@ def dry_run(hub: HubStore, target: TargetConfig) -> dict:
     """What the next push to `target` would do, field by field, without calling the CRM: a customer with no
     confirmed write is created, one whose payload differs from its last confirmed write is updated (with the
     fields that differ), one merged away or (mirror) gone from the ERP is retired, the rest are unchanged."""
-    state = _confirmed(hub, target)
+    state = _confirmed(hub, target, payloads=True)
     work = plan(hub, target, state)
     previous = {c: (json.loads(p) if isinstance(p, str) else None) for c, p in zip(state["customer_id"], state["payload"])}
     changes = []

@@ -306,9 +306,12 @@ class HubStore:
         return queued.rowcount > 0
 
     # --- generic tables -------------------------------------------------------------------------------
-    def read_table(self, name: str) -> pd.DataFrame:
+    def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table's rows; only `columns` when given (a profile's JSON or a payload is most of a row)."""
+        table = schema.metadata.tables[name]
+        query = select(table) if columns is None else select(*(table.c[c] for c in columns))
         with self.engine.connect() as conn:
-            return pd.read_sql(select(schema.metadata.tables[name]), conn)
+            return pd.read_sql(query, conn)
 
     def count(self, name: str) -> int:
         with self.engine.connect() as conn:
