@@ -4,18 +4,21 @@ Python work, a slice of rows at a time (so that a 5-million-row entity never exi
 Reads: on a SQLite file, through ADBC's SQLite driver into Arrow batches (`_read_arrow`); elsewhere, the query's SQL
 on the driver's cursor, fetched in slices. Each slice is coerced to the canonical kinds at once.
 
+Writes, inside the caller's transaction:
 SQLite: one `executemany` of plain tuples on the driver connection (timestamps as the text SQLAlchemy's SQLite
 DATETIME stores and reads back, booleans as 0/1), upserts as INSERT OR REPLACE on the primary key.
 PostgreSQL: COPY (upserts: COPY into a temporary table, then INSERT ... ON CONFLICT DO UPDATE).
 Other databases: SQLAlchemy's executemany, deleting the keys first for an upsert.
-All of it inside the caller's transaction.
+A SQLite file's entity upserts, in a transaction of their own: the same values through ADBC (`upsert_sqlite_file`).
 """
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Boolean, Date, DateTime, Float, Integer, String, Table, delete, insert, tuple_
 from sqlalchemy.engine import Connection
 
@@ -71,17 +74,58 @@ def _read_arrow(database: str, sql: str, fields: dict[str, str], keep: tuple[str
     """`sql` (whose first row is the placeholder row) through ADBC into Arrow, a slice at a time. Against the
     Python driver's rows, 3M orders read in 6.1 s instead of 11.4 s and hold 0.67 GiB instead of 1.49 GiB: text
     repeated over millions of rows (a source system, a status, a currency) is one Python string, not one per row."""
-    import adbc_driver_sqlite.dbapi as adbc
-
     parts = []
-    with adbc.connect(database) as connection, connection.cursor() as cursor:
-        cursor.execute("PRAGMA busy_timeout = 60000")  # as the hub's engine: wait for a writer's lock
-        cursor.fetchall()
+    with _adbc(database) as connection, connection.cursor() as cursor:
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(SLICE_ROWS)})
         cursor.execute(sql)
         for index, batch in enumerate(cursor.fetch_record_batch()):
             parts.append(_typed(arrow_frame(batch.slice(1) if index == 0 else batch), fields, keep))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+@contextmanager
+def _adbc(database: str):
+    """An ADBC connection to a SQLite file that, as the hub's engine does, waits up to 60 s for another writer."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(database) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout = 60000")
+            cursor.fetchall()
+        yield connection
+
+
+def upsert_sqlite_file(database: str, table: Table, frame: pd.DataFrame, keys: tuple[str, ...]) -> None:
+    """`upsert_frame` on a SQLite file, in one transaction of its own: ADBC loads the rows from Arrow into a
+    temporary table, a slice at a time, then one INSERT OR REPLACE ... SELECT moves them. No Python tuple per row
+    and no bound parameter per value: 1M orders into an empty table in 7.8-8.3 s instead of 10.2 s, measured in turns
+    on one machine. `frame` holds canonical kinds (text as str or None), as `coerce` returns them."""
+    columns = [c for c in frame.columns if c in table.c]
+    q = '"{}"'.format
+    names = ", ".join(q(c) for c in columns)
+    load = f"erp2crm_load_{table.name}"
+    with _adbc(database) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS temp.{q(load)}")
+        for start in range(0, len(frame), SLICE_ROWS):
+            part = frame.iloc[start:start + SLICE_ROWS]
+            data = pa.table({c: _arrow_values(part[c], table.c[c].type) for c in columns})
+            cursor.adbc_ingest(load, data, mode="create" if start == 0 else "append", temporary=True)
+        cursor.execute(f"INSERT OR REPLACE INTO {q(table.name)} ({names}) SELECT {names} FROM temp.{q(load)}")
+        cursor.execute(f"DROP TABLE temp.{q(load)}")
+        connection.commit()
+
+
+def _arrow_values(col: pd.Series, sql_type) -> pa.Array:
+    """One column as the values the executemany path binds (`_column_values`), as Arrow: timestamps and dates as
+    SQLAlchemy's SQLite text, booleans as 0/1, missing values as nulls."""
+    if isinstance(sql_type, (DateTime, Date, Boolean)):
+        values = _column_values(col, sql_type, "sqlite")
+        return pa.array(values, type=pa.int64() if isinstance(sql_type, Boolean) else pa.string())
+    if isinstance(sql_type, Float):
+        return pa.array(pd.to_numeric(col).to_numpy(dtype="float64"), from_pandas=True)
+    if isinstance(sql_type, Integer):
+        return pa.array(col.astype("Int64"), from_pandas=True)
+    return pa.array(col.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
 def _typed(raw: pd.DataFrame, fields: dict[str, str], keep: tuple[str, ...]) -> pd.DataFrame:

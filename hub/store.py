@@ -83,6 +83,9 @@ class HubStore:
         if url.drivername.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_page_cache)
         self.landing = FileLanding(landing_dir) if landing_dir is not None else None
+        # A SQLite file's path: its bulk upserts go through ADBC (hub.bulk.upsert_sqlite_file).
+        self._sqlite_file = url.database if url.drivername.startswith("sqlite") and url.database not in (
+            None, "", ":memory:") else None
 
     def migrate(self) -> list[int]:
         return migrations.migrate(self.engine)
@@ -146,8 +149,11 @@ class HubStore:
         if repeated.any():  # filtering copies every column: only when there is something to drop
             frame = frame[~repeated]
         frame["run_id"] = run_id
-        with self.engine.begin() as conn:
-            bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], frame, keys)
+        if self._sqlite_file:
+            bulk.upsert_sqlite_file(self._sqlite_file, schema.ENTITY_TABLES[entity], frame, keys)
+        else:
+            with self.engine.begin() as conn:
+                bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], frame, keys)
         return len(frame)
 
     def delete_entity_rows(self, entity: str, keys: pd.DataFrame) -> None:

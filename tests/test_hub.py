@@ -293,3 +293,44 @@ def test_sqlite_reads_through_arrow_as_through_the_cursor(tmp_path, monkeypatch,
     pd.testing.assert_frame_equal(through_arrow, through_cursor)
     assert pd.isna(through_arrow.set_index("source_id").at["5", "total_amount"])
     assert "instead of Arrow" in caplog.text
+
+
+def test_sqlite_upserts_through_arrow_store_what_the_cursor_stores(tmp_path, monkeypatch):
+    """A SQLite file hub's upserts load the rows through ADBC; SQLite then holds exactly what the driver cursor's
+    executemany stores: each value and its storage class (text timestamps, 0/1 booleans, reals, nulls), over several
+    slices, with a later version of a row replacing the earlier one."""
+    import sqlite3
+
+    from hub import bulk, schema
+    from hub.frames import coerce
+    from erp2crm.canonical import ENTITIES
+
+    monkeypatch.setattr(bulk, "SLICE_ROWS", 2)
+    records = pd.DataFrame([
+        dict(source_system="odoo", source_id="1", name="Zhang Wei\t张伟\\n \"quoted\"\nnext line", is_company=True,
+             birth_date="1980-02-29", updated_at="2026-03-01 10:11:12.345678+08:00", email=None),
+        dict(source_system="odoo", source_id="2", name="", is_company=False, birth_date=None, updated_at=None),
+        dict(source_system="odoo", source_id="3", name=None, is_company=None, birth_date="2000-01-01",
+             updated_at="2026-01-01T00:00:00Z", email="\\N")])
+    documents = orders(*[dict(source_id=str(i), total_amount=None if i == 1 else i * 1.25, channel=None if i % 2
+                              else "web") for i in range(5)])
+    later = orders(dict(source_id="0", total_amount=99.5, status="done"))
+    stored = []
+    for path in ("arrow", "cursor"):
+        hub = HubStore(f"sqlite:///{tmp_path / f'{path}.db'}")
+        hub.migrate()
+        for entity, frame in (("customer_record", records), ("order", documents), ("order", later)):
+            if path == "arrow":
+                hub.upsert_entity(entity, frame, "r1")
+            else:
+                with hub.engine.begin() as conn:
+                    bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], coerce(frame, ENTITIES[entity].fields)
+                                      .assign(run_id="r1"), ("source_system", "source_id"))
+        with sqlite3.connect(tmp_path / f"{path}.db") as db:
+            stored.append({table: sorted(db.execute(
+                f"SELECT {', '.join(f'{c.name}, typeof({c.name})' for c in schema.ENTITY_TABLES[entity].c)} "
+                f"FROM {table}").fetchall()) for entity, table in (("customer_record", "customer_records"),
+                                                                    ("order", "orders"))})
+            latest = db.execute("SELECT status, total_amount, typeof(ordered_at) FROM orders WHERE source_id = '0'")
+            assert latest.fetchall() == [("done", 99.5, "text")]
+    assert stored[0] == stored[1] and len(stored[0]["orders"]) == 5 and len(stored[0]["customer_records"]) == 3
