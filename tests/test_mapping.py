@@ -228,3 +228,25 @@ def test_a_lookup_built_once_maps_exactly_as_the_dict_it_came_from(table):
 
     keys = pd.Series(["1", "2", None, "3", "7", "404"], dtype=object)
     pd.testing.assert_series_equal(keys.map(lookup_series(table)), keys.map(table))
+
+
+@pytest.mark.parametrize(("values", "dtype"), [
+    ([1, 22, -3, 0, 2 ** 62], None), ([1, 22, -3, 0, 2 ** 62], "Int64"), ([1, None, -3], "Int64"),
+    ([1.0, None, -7.0, 2.5, 1e20, 2.0 ** 53 - 1], None), ([True, False], None), ([True, None, False], "boolean"),
+    (["a", None, "7"], None),
+], ids=["integers", "nullable integers", "nullable integers with nulls", "floats with nulls", "booleans",
+        "nullable booleans", "text"])
+def test_keys_read_as_numbers_give_the_text_python_gives(values, dtype):
+    """Keys and codes compare as text: an integral number without '.0' (ids read as floats when the column has
+    a null), other numbers as Python writes them, booleans as 1/0, nulls as None; always an object column."""
+    import numpy as np
+    import pandas as pd
+
+    from connectors.mapping import _as_text
+    from connectors.transform import _text
+
+    series = pd.Series(values, dtype=dtype)
+    expected = [None if pd.isna(v) else _as_text(int(v) if isinstance(v, float) and v == int(v) else v)
+                for v in series.astype(object)]
+    got = _text(series)
+    assert got.tolist() == expected and got.dtype == np.dtype(object)
