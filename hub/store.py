@@ -55,15 +55,12 @@ def _landing_frames(chunks: Iterable[pd.DataFrame], fields: dict[str, str]) -> I
         yield frame
 
 
-SQLITE_CACHE_KIB = 64 * 1024
-
-
 def _sqlite_page_cache(dbapi_connection, _record) -> None:
     """SQLite's page cache, 2 MiB by default, up to 64 MiB: upserting millions of rows into a table with two indexes
     thrashes a small cache (1M orders: 14.5 s → 8.7 s; 256 MiB gained 1.3 s more but held 200 MiB more per
     process). The cache grows only as pages are read."""
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA cache_size = -{bulk.SQLITE_CACHE_KIB}")
     cursor.close()
 
 
