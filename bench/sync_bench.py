@@ -433,7 +433,7 @@ def bench_once(args, dataset: data.Dataset, templates: dict | None, index: int, 
             if raw.exists():
                 out[f"profile_{label}"] = _sync_profile.analyse([raw])
     if not args.keep:
-        for child in ("erp", "hub.db", "airflow", "reports"):
+        for child in ("erp", "hub.db", "airflow", "reports", "landing"):
             path = var_dir / child
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     return out
