@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Boolean, Date, DateTime, Float, Integer, String, Table, delete, insert, tuple_
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 
 from hub.frames import arrow_frame, coerce
 
@@ -34,9 +34,9 @@ SQLITE_CACHE_KIB = 64 * 1024  # each SQLite connection's page cache (hub.store._
 def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """The rows of `query` as a frame of `fields` coerced to their kinds, plus the `keep` columns as they are."""
     sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-    database = conn.engine.url.database if conn.dialect.name == "sqlite" else None
+    database = sqlite_file(conn.engine.url)
     first_row = _typed_first_row(query)
-    if database and database != ":memory:" and first_row and not conn.in_transaction():
+    if database and first_row and not conn.in_transaction():
         try:
             return _read_arrow(database, f"SELECT {first_row} UNION ALL SELECT * FROM ({sql})", fields, keep)
         except OSError as e:  # a value of another type than its column's (written by hand): read it as it is
@@ -53,6 +53,14 @@ def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str,
     if not parts:
         return _typed(pd.DataFrame(columns=columns), fields, keep)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The database file of a SQLite URL (whose bulk reads and upserts go through ADBC); None for anything else,
+    an in-memory database included."""
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
 
 
 # ADBC's SQLite driver takes a column's Arrow type from the first slice it reads and fails on a later value of another

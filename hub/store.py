@@ -80,9 +80,7 @@ class HubStore:
         if url.drivername.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_page_cache)
         self.landing = FileLanding(landing_dir) if landing_dir is not None else None
-        # A SQLite file's path: its bulk upserts go through ADBC (hub.bulk.upsert_sqlite_file).
-        self._sqlite_file = url.database if url.drivername.startswith("sqlite") and url.database not in (
-            None, "", ":memory:") else None
+        self._sqlite_file = bulk.sqlite_file(url)  # its entity upserts go through ADBC (bulk.upsert_sqlite_file)
 
     def migrate(self) -> list[int]:
         return migrations.migrate(self.engine)
