@@ -131,11 +131,8 @@ def upsert_sqlite_file(database: str, table: Table, frame: pd.DataFrame, keys: t
 def _arrow_values(col: pd.Series, sql_type) -> pa.Array:
     """One column as the values the executemany path binds (`_column_values`), as Arrow: timestamps and dates as
     SQLAlchemy's SQLite text, booleans as 0/1, missing values as nulls."""
-    if isinstance(sql_type, (DateTime, Date)):  # as _column_values writes them, without a Python string per value
-        stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
-        text = pa.array(np.datetime_as_string(stamps, unit="us" if isinstance(sql_type, DateTime) else "D"),
-                        mask=np.isnat(stamps))
-        return pc.replace_substring(text, "T", " ", max_replacements=1) if isinstance(sql_type, DateTime) else text
+    if isinstance(sql_type, (DateTime, Date)):
+        return _sqlite_stamps(col, sql_type)
     if isinstance(sql_type, Boolean):
         return pa.array(_column_values(col, sql_type, "sqlite"), type=pa.int64())
     if isinstance(sql_type, Float):
@@ -152,14 +149,19 @@ def _typed(raw: pd.DataFrame, fields: dict[str, str], keep: tuple[str, ...]) -> 
     return frame
 
 
+def _sqlite_stamps(col: pd.Series, sql_type) -> pa.Array:
+    """Timestamps (DateTime) or dates (Date) as the text SQLAlchemy's SQLite types store and read back, null for
+    missing; built in Arrow, without a Python string per value."""
+    stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+    text = pa.array(np.datetime_as_string(stamps, unit="us" if isinstance(sql_type, DateTime) else "D"),
+                    mask=np.isnat(stamps))
+    return pc.replace_substring(text, "T", " ", max_replacements=1) if isinstance(sql_type, DateTime) else text
+
+
 def _column_values(col: pd.Series, sql_type, dialect: str) -> np.ndarray:
     """One column as an object array of driver-ready values (None for missing)."""
     if isinstance(sql_type, (DateTime, Date)) and dialect == "sqlite":
-        stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
-        text = np.datetime_as_string(stamps, unit="us" if isinstance(sql_type, DateTime) else "D")
-        text = np.char.replace(text, "T", " ").astype(object)
-        text[np.isnat(stamps)] = None
-        return text
+        return _sqlite_stamps(col, sql_type).to_numpy(zero_copy_only=False)
     if isinstance(sql_type, (DateTime, Date)):  # PostgreSQL: datetime and date objects
         stamps = pd.to_datetime(col, errors="coerce", utc=True).dt.tz_convert(None)
         values = (stamps.dt.date if isinstance(sql_type, Date) else stamps.dt.to_pydatetime()).astype(object) \
