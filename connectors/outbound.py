@@ -183,5 +183,10 @@ def retirement_payload(mapping: OutboundMapping, customer_id: str, reason: str, 
     return payload
 
 
+# Bump when build_payload or _value gives another payload for the same profile and mapping: the push then rebuilds
+# every payload once instead of trusting the source hashes stored with the last confirmed writes (erp2crm.push).
+PAYLOAD_FORMAT = 1
+
+
 def payload_hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -5,6 +5,7 @@ counts in the run history, and returns those counts (small, JSON-safe: what XCom
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from contextlib import contextmanager
@@ -385,10 +386,7 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
         now = utcnow()
-        rows = [{"customer_id": p["customer_id"], "profile": json.dumps(p, default=str, ensure_ascii=False),
-                 "segment": p.get("segment"), "net_value": p.get("net_value"), "clv": p.get("clv"),
-                 "churn_risk": p.get("churn_risk"), "push_ready": True, "computed_at": now, "run_id": run_id}
-                for p in _records(profiles)]
+        rows = [_profile_row(p, now, run_id) for p in _records(profiles)]
         hub.replace_rows("profiles", rows)
         hub.replace_rows("profile_history", [{k: r[k] for k in ("customer_id", "segment", "net_value", "clv",
                                                                  "churn_risk", "computed_at", "run_id")} for r in rows],
@@ -404,6 +402,14 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
                        "reporting_currency": settings.reporting_currency,
                        "total_net_value": round(float(profiles["net_value"].sum()), 2) if len(profiles) else 0.0})
     return counts
+
+
+def _profile_row(profile: dict, now: datetime, run_id: str) -> dict:
+    text = json.dumps(profile, default=str, ensure_ascii=False)
+    return {"customer_id": profile["customer_id"], "profile": text, "segment": profile.get("segment"),
+            "net_value": profile.get("net_value"), "clv": profile.get("clv"), "churn_risk": profile.get("churn_risk"),
+            "push_ready": True, "computed_at": now, "run_id": run_id,
+            "profile_hash": hashlib.sha256(text.encode()).hexdigest()}
 
 
 def validate_profiles(run_id: str) -> dict:

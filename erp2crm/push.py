@@ -12,12 +12,14 @@ left out where the CRM already has a value; CRM-owned fields are never in a payl
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from connectors.outbound import OutboundMapping, build_payload, load_outbound, payload_hash, retirement_payload
+from connectors.outbound import (PAYLOAD_FORMAT, OutboundMapping, build_payload, load_outbound, payload_hash,
+                                 retirement_payload)
 from connectors.registry import open_sink
 from connectors.salesforce import PushResult
 from erp2crm.config import TargetConfig
@@ -33,12 +35,23 @@ class Plan:
     unchanged: list = field(default_factory=list)  # customer_id
     skipped: list = field(default_factory=list)  # (customer_id, why)
     retire: list = field(default_factory=list)  # (customer_id, reason, merged_into)
+    sources: dict = field(default_factory=dict)  # customer_id → source_hash of each payload built
+    rebuilt_unchanged: list = field(default_factory=list)  # (customer_id, source_hash): rebuilt, found unchanged
+
+
+def source_hash(mapping: OutboundMapping, profile_hash: str | None) -> str | None:
+    """What a payload is built from: the profile (by its hash), the mapping and the payload format. Equal to the
+    one stored with the last confirmed write → the payload would be the same, and is not rebuilt."""
+    if not isinstance(profile_hash, str):
+        return None  # a profile written before profiles had hashes: always rebuilt
+    basis = f"{PAYLOAD_FORMAT}\n{mapping.model_dump_json()}\n{profile_hash}"
+    return hashlib.sha256(basis.encode()).hexdigest()
 
 
 def _confirmed(hub: HubStore, target: TargetConfig, payloads: bool = False):
     """The target's push state; the last confirmed payloads (JSON, most of a row) only when asked."""
-    columns = ["target", "customer_id", "payload_hash", "crm_id", "retired_at"] + (["payload"] if payloads else [])
-    state = hub.read_table("push_state", columns)
+    columns = ["target", "customer_id", "payload_hash", "crm_id", "retired_at", "source_hash"]
+    state = hub.read_table("push_state", columns + (["payload"] if payloads else []))
     return state[state["target"] == target.name]
 
 
@@ -50,20 +63,24 @@ def _merged_into(hub: HubStore) -> dict[str, str]:
 
 
 def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
-    """What this push does; `state` is the target's push state when the caller has read it already."""
+    """What this push does; `state` is the target's push state when the caller has read it already. A profile
+    whose source hash is the one of its last confirmed write is unchanged without reading it; the others are
+    read, their payloads built and compared by payload hash."""
     mapping = load_outbound(target.mapping_path)
-    stored = hub.read_table("profiles", ["customer_id", "profile", "push_ready"])
+    stored = hub.read_table("profiles", ["customer_id", "profile_hash", "push_ready"])
     stored = stored[stored["push_ready"].fillna(False).astype(bool)]
     state = _confirmed(hub, target) if state is None else state
-    held = state[state["retired_at"].isna()] if "retired_at" in state else state
+    held = state[state["retired_at"].isna()]
     confirmed = dict(zip(state["customer_id"], state["payload_hash"]))
+    built_from = dict(zip(held["customer_id"], held["source_hash"]))
     in_crm = set(held["customer_id"])
     customers = hub.read_table("customers", ["customer_id", "is_active"])
     inactive = set()
     if target.mode == "mirror":
         inactive = set(customers.loc[customers["is_active"].astype("boolean").eq(False).fillna(False), "customer_id"])
     out = Plan(mapping)
-    for customer_id, profile in sorted(zip(stored["customer_id"], stored["profile"])):
+    to_build = {}
+    for customer_id, profile_hash in sorted(zip(stored["customer_id"], stored["profile_hash"])):
         if customer_id in inactive:
             continue  # retired below
         if target.mode == "update_only" and customer_id not in in_crm:
@@ -72,12 +89,23 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
         if target.mode == "create_only" and customer_id in confirmed:
             out.unchanged.append(customer_id)  # create_only never updates
             continue
-        payload = build_payload(mapping, customer_id, json.loads(profile))
-        digest = payload_hash(payload)
-        if confirmed.get(customer_id) == digest:
+        source = source_hash(mapping, profile_hash)
+        if source is not None and built_from.get(customer_id) == source:
             out.unchanged.append(customer_id)
         else:
+            to_build[customer_id] = source
+    profiles = hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id", list(to_build))
+    for customer_id, profile in sorted(zip(profiles["customer_id"], profiles["profile"])):
+        payload = build_payload(mapping, customer_id, json.loads(profile))
+        digest, source = payload_hash(payload), to_build[customer_id]
+        if confirmed.get(customer_id) == digest:
+            out.unchanged.append(customer_id)
+            if source is not None and customer_id in built_from:
+                out.rebuilt_unchanged.append((customer_id, source))
+        else:
             out.send.append((customer_id, payload, digest))
+            out.sources[customer_id] = source
+    out.unchanged.sort()
     if target.mode != "create_only":
         merged = _merged_into(hub)
         present = set(customers["customer_id"])
@@ -152,7 +180,10 @@ def batches(sink, target: TargetConfig, payloads: list[dict]):
 def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
     state = _confirmed(hub, target)
     work = plan(hub, target, state)
-    log = _Log(hub, target, run_id)
+    log = _Log(hub, target, run_id, work.sources)
+    if work.rebuilt_unchanged:  # confirmed before source hashes were kept, or under another mapping: next time skipped
+        hub.update_rows("push_state", [{"target": target.name, "customer_id": c, "source_hash": h}
+                                       for c, h in work.rebuilt_unchanged], ("target", "customer_id"))
     log.receipts += [log.receipt(c, "unchanged") for c in work.unchanged]
     log.receipts += [log.receipt(c, "skipped", note=why) for c, why in work.skipped]
     api_calls, stopped, sent = 0, None, 0
@@ -195,8 +226,9 @@ class _Log:
     """A push's receipts and confirmed writes; `flush` saves them (after every batch of writes)."""
     COLUMNS = ("crm_id", "error", "payload_hash", "note")  # one shape for every receipt row of an insert
 
-    def __init__(self, hub: HubStore, target: TargetConfig, run_id: str):
+    def __init__(self, hub: HubStore, target: TargetConfig, run_id: str, sources: dict[str, str | None]):
         self.hub, self.target, self.run_id, self.now = hub, target, run_id, utcnow()
+        self.sources = sources  # customer_id → source_hash of the payload sent
         self.receipts: list[dict] = []
         self.confirmed: list[dict] = []
         self.counts = {"created": 0, "updated": 0, "rejected": 0, "retired": 0}
@@ -208,6 +240,7 @@ class _Log:
     def _confirm(self, customer_id: str, digest: str, crm_id, payload: dict | None, retired: bool) -> None:
         self.confirmed.append({"target": self.target.name, "customer_id": customer_id, "payload_hash": digest,
                                "crm_id": crm_id, "confirmed_at": self.now, "retired_at": self.now if retired else None,
+                               "source_hash": None if retired else self.sources.get(customer_id),
                                "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False) if payload else None})
 
     def written(self, sent: list, results: list) -> None:

@@ -72,6 +72,12 @@ def _v9_record_normal_forms(conn: Connection) -> None:
     schema.metadata.create_all(conn)  # record_normal_forms
 
 
+def _v10_profile_hashes(conn: Connection) -> None:
+    _add_columns(conn, schema.profiles, ["profile_hash", "basis"])
+    _add_columns(conn, schema.push_state, ["source_hash"])
+    schema.metadata.create_all(conn)  # changed_owners
+
+
 MIGRATIONS = [(1, "initial schema", _v1_initial),
               (2, "staging parse errors; quarantine resolution", _v2_parse_errors_and_resolution),
               (3, "last confirmed payload per target and customer", _v3_confirmed_payload),
@@ -80,7 +86,8 @@ MIGRATIONS = [(1, "initial schema", _v1_initial),
               (6, "retired CRM records; receipt notes", _v6_retired_records),
               (7, "contacts: entity tables, push state and receipts", _v7_contacts),
               (8, "retired CRM contacts", _v8_retired_contacts),
-              (9, "normalised identity fields of customer records", _v9_record_normal_forms)]
+              (9, "normalised identity fields of customer records", _v9_record_normal_forms),
+              (10, "profile hashes; changed document owners", _v10_profile_hashes)]
 LATEST = MIGRATIONS[-1][0]
 
 

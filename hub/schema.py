@@ -95,7 +95,17 @@ profiles = Table(
     Column("profile", Text, nullable=False),  # JSON: the profile's fields; columns below are the queried ones
     Column("segment", String(32)), Column("net_value", Float), Column("clv", Float),
     Column("churn_risk", Float), Column("push_ready", Boolean, default=True),
-    Column("computed_at", DateTime), Column("run_id", KEY_TYPE))
+    Column("computed_at", DateTime), Column("run_id", KEY_TYPE),
+    Column("profile_hash", String(64)),  # of the profile's JSON: a push rebuilds a payload only when it changed
+    Column("basis", String(64)))  # of what every profile depends on besides its data (erp2crm.refresh.basis)
+
+# Per run, the owners of the documents its staging gate changed or removed (customer records; orders, for order
+# lines), as they were before the change and after it: enrich recomputes only those customers' profiles.
+changed_owners = Table(
+    "changed_owners", metadata,
+    Column("run_id", KEY_TYPE, nullable=False), Column("entity", String(32), nullable=False),
+    Column("source_system", KEY_TYPE, nullable=False), Column("owner_id", KEY_TYPE, nullable=False),
+    PrimaryKeyConstraint("run_id", "entity", "source_system", "owner_id"))
 
 profile_history = Table(
     "profile_history", metadata,
@@ -122,6 +132,9 @@ push_state = Table(
     Column("payload_hash", String(64)), Column("crm_id", String(64)), Column("confirmed_at", DateTime),
     Column("payload", Text),  # JSON of the last confirmed payload: what `push --dry-run` compares field by field
     Column("retired_at", DateTime),  # when its record was flagged or archived (merged away, inactive, gone)
+    # Of the profile and the mapping the confirmed payload was built from (erp2crm.push.source_hash): while both
+    # are the same, the payload is too, and the push does not rebuild it.
+    Column("source_hash", String(64)),
     PrimaryKeyConstraint("target", "customer_id"))
 
 # Contact persons pushed to a target (erp2crm/contacts.py): keyed by the contact's CRM external id (`contact_key`,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import pandas as pd
-from sqlalchemy import create_engine, delete, event, func, insert, select, true, tuple_, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, true, tuple_, update
 from sqlalchemy.engine import URL, Engine, make_url
 
 from erp2crm.canonical import ENTITIES, PARSE_ERRORS, STRING
@@ -313,6 +313,31 @@ class HubStore:
         query = select(table) if columns is None else select(*(table.c[c] for c in columns))
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn)
+
+    def read_keyed(self, name: str, columns: list[str], key: str, values: list, batch: int = 500) -> pd.DataFrame:
+        """`columns` of the rows whose `key` is one of `values`: the whole table read once when they are most of
+        it, otherwise in slices of `batch` keys (a push reading the JSON of 36,000 changed profiles of 156,000)."""
+        table = schema.metadata.tables[name]
+        query = select(*(table.c[c] for c in columns))
+        if len(values) > self.count(name) // 2:
+            frame = self.read_table(name, columns)
+            return frame[frame[key].isin(pd.Index(values, dtype=object))].reset_index(drop=True)
+        with self.engine.connect() as conn:
+            slices = [values[start:start + batch] for start in range(0, len(values), batch)] or [[]]
+            parts = [pd.read_sql(query.where(table.c[key].in_(part)), conn) for part in slices]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def update_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...]) -> None:
+        """Set the other columns of `rows` on the rows with their keys (one statement, many parameter sets)."""
+        if not rows:
+            return
+        table = schema.metadata.tables[name]
+        values = [c for c in rows[0] if c not in key_columns]
+        statement = update(table).where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in key_columns))).values(
+            {c: bindparam(f"new_{c}") for c in values})
+        with self.engine.begin() as conn:
+            conn.execute(statement, [{**{f"key_{k}": r[k] for k in key_columns}, **{f"new_{c}": r[c] for c in values}}
+                                     for r in rows])
 
     def count(self, name: str) -> int:
         with self.engine.connect() as conn:

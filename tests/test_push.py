@@ -3,6 +3,7 @@ rejected record with the CRM's error, rejected records are retried next run, and
 give classified errors."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -31,10 +32,14 @@ def hub(tmp_path):
     return store
 
 
-def put_profiles(hub: HubStore, profiles: dict[str, dict]) -> None:
-    hub.replace_rows("profiles", [
-        {"customer_id": cid, "profile": json.dumps({"customer_id": cid, **p}), "push_ready": p.pop("_ready", True)}
-        for cid, p in profiles.items()])
+def put_profiles(hub: HubStore, profiles: dict[str, dict], hashed: bool = True) -> None:
+    """Profiles as enrich stores them: with the hash of their JSON (`hashed=False`: as before profiles had one)."""
+    rows = []
+    for cid, p in profiles.items():
+        ready, text = p.pop("_ready", True), json.dumps({"customer_id": cid, **p})
+        rows.append({"customer_id": cid, "profile": text, "push_ready": ready,
+                     "profile_hash": hashlib.sha256(text.encode()).hexdigest() if hashed else None})
+    hub.replace_rows("profiles", rows)
 
 
 TARGET = TargetConfig(name="salesforce", kind="salesforce")
@@ -54,6 +59,46 @@ def test_only_changed_profiles_are_sent(hub, crm):
     assert (third["sent"], third["updated"], third["unchanged"]) == (1, 1, 1)
     records = {r["ERP2CRM_Customer_Id__c"]: r for r in crm.records("Account")}
     assert records["C2"]["ERP2CRM_CLV__c"] == 7.5 and len(records) == 2
+
+
+def test_unchanged_profiles_are_not_read_again(hub, crm, monkeypatch):
+    """A profile whose hash, mapping and payload format are those of its last confirmed write is unchanged
+    without its JSON being read or its payload rebuilt; changing any of the three rebuilds it."""
+    import connectors.outbound
+    import erp2crm.push as push_module
+    from erp2crm.push import plan
+
+    put_profiles(hub, {"C1": {"name": "Acme", "clv": 10.0}, "C2": {"name": "Beta", "clv": 5.0}})
+    push(hub, "r1", TARGET)
+    read = []
+    real_read = HubStore.read_keyed
+    monkeypatch.setattr(HubStore, "read_keyed", lambda self, name, columns, key, ids, **kw: (
+        read.append(sorted(ids)) or real_read(self, name, columns, key, ids, **kw)))
+    assert (push(hub, "r2", TARGET)["unchanged"], read) == (2, [[]])
+
+    put_profiles(hub, {"C1": {"name": "Acme", "clv": 10.0}, "C2": {"name": "Beta", "clv": 7.5}})
+    assert push(hub, "r3", TARGET)["updated"] == 1 and read[-1] == ["C2"]
+
+    # Another payload format: every payload is rebuilt once; equal ones are unchanged, and skipped after that
+    monkeypatch.setattr(push_module, "PAYLOAD_FORMAT", connectors.outbound.PAYLOAD_FORMAT + 1)
+    result = push(hub, "r4", TARGET)
+    assert (result["sent"], result["unchanged"], read[-1]) == (0, 2, ["C1", "C2"])
+    assert plan(hub, TARGET).unchanged == ["C1", "C2"] and read[-1] == []
+
+
+def test_payloads_confirmed_before_profiles_had_hashes_are_compared_once(hub, crm):
+    from erp2crm.push import plan
+
+    put_profiles(hub, {"C1": {"name": "Acme"}, "C2": {"name": "Beta"}}, hashed=False)
+    push(hub, "r1", TARGET)
+    assert hub.read_table("push_state")["source_hash"].isna().all()  # nothing to skip by
+    put_profiles(hub, {"C1": {"name": "Acme"}, "C2": {"name": "Beta AG"}})  # enrich now stores hashes
+    assert len(plan(hub, TARGET).rebuilt_unchanged) == 1
+    result = push(hub, "r2", TARGET)
+    assert (result["updated"], result["unchanged"]) == (1, 1)
+    state = hub.read_table("push_state")
+    assert state["source_hash"].notna().all()  # C2 by its write, C1 recorded as found unchanged
+    assert plan(hub, TARGET).rebuilt_unchanged == [] and push(hub, "r3", TARGET)["unchanged"] == 2
 
 
 def test_rejected_record_keeps_its_error_and_is_retried(hub, crm):
