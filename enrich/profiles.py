@@ -23,6 +23,10 @@ from .service import service_metrics
 from .settings import EnrichmentSettings
 from .value import VALUE_COLUMNS, add_clv, add_net_value, add_segment, relationship_value
 
+# Bump when build_profiles computes a field differently: stored profiles then are all recomputed at the next run
+# instead of only those whose data changed (erp2crm.refresh).
+PROFILE_FORMAT = 1
+
 GOLDEN_COLUMNS = ["customer_id", "name", "company_name", "email", "phone", "tax_id", "city", "country",
                   "is_company"]
 

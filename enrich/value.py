@@ -86,13 +86,17 @@ def top_count(top_share: float, n_positive: int) -> int:
     return int(math.ceil(round(top_share * n_positive, 9)))
 
 
-def add_segment(p: pd.DataFrame, s: EnrichmentSettings) -> None:
-    """Needs customer_id, net_value, revenue_12m, revenue_prev_12m and tenure_days."""
-    net = p["net_value"]
-    positive = p.loc[net > 0, ["customer_id", "net_value"]]
+def most_valuable_ids(p: pd.DataFrame, s: EnrichmentSettings) -> pd.Series:
+    """The customer ids of segment most_valuable, ranked among every customer of `p` (customer_id, net_value)."""
+    positive = p.loc[p["net_value"] > 0, ["customer_id", "net_value"]]
     ranked = positive.sort_values(["net_value", "customer_id"], ascending=[False, True], kind="stable")
-    top_ids = ranked["customer_id"].iloc[:top_count(s.top_share, len(ranked))]
+    return ranked["customer_id"].iloc[:top_count(s.top_share, len(ranked))]
 
+
+def assign_segments(p: pd.DataFrame, s: EnrichmentSettings, top_ids: pd.Series) -> None:
+    """Needs customer_id, net_value, revenue_12m, revenue_prev_12m and tenure_days; `top_ids` from
+    `most_valuable_ids` (over more customers than `p` when only some profiles are recomputed)."""
+    net = p["net_value"]
     r12, prev = p["revenue_12m"], p["revenue_prev_12m"]
     growing = (prev > 0) & (r12 >= ((1.0 + s.growth_rate) * prev).round(2))
     is_new = (p["tenure_days"] < s.new_customer_days).fillna(False).to_numpy(dtype=bool)  # null tenure: not new
@@ -101,3 +105,8 @@ def add_segment(p: pd.DataFrame, s: EnrichmentSettings) -> None:
         [(net < 0).to_numpy(dtype=bool), p["customer_id"].isin(top_ids).to_numpy(dtype=bool),
          growing.to_numpy(dtype=bool) | new_and_buying],
         ["below_zero", "most_valuable", "growth_potential"], default="standard")
+
+
+def add_segment(p: pd.DataFrame, s: EnrichmentSettings) -> None:
+    """Needs customer_id, net_value, revenue_12m, revenue_prev_12m and tenure_days."""
+    assign_segments(p, s, most_valuable_ids(p, s))

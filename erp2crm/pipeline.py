@@ -164,6 +164,9 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
     held_before = hub.held_quarantine(stage="staging")
     per_source: dict[str, dict] = {}
     _check_landing_reachable(hub, config, run_id)
+    # Which customers this run's document changes reach, for enrich (erp2crm.refresh): not on a full refresh,
+    # which recomputes every profile anyway, nor past a size where recomputing every profile is as quick.
+    track = not (hub.run(run_id) or {}).get("full_refresh", False)
     with _stage(hub, run_id, "validate:staging") as counts:
         known = None  # current customer keys, read once after the customer records are through the gate
         results = []
@@ -173,6 +176,9 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
                 known = hub.read_entity("customer_record", ["source_system", "source_id"])
             result = quality.validate(staged, entity, known_customers=known)
             results.append(result)
+            track = track and len(staged) <= MAX_TRACKED_ROWS
+            if track and entity in OWNER_COLUMNS:  # before the upsert: an owner replaced or removed counts too
+                _record_changed_owners(hub, run_id, entity, staged)
             hub.upsert_entity(entity, result.passed, run_id)
             hub.delete_entity_rows(entity, result.quarantined)  # a newer bad version must not leave a stale good one
             settled = hub.settle_quarantine(run_id, "staging", entity, result.quarantined,
@@ -182,10 +188,25 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
             _count_new_failures(per_source, staged, result.quarantined,
                                 set(zip(was_held["source_system"], was_held["record_id"])))
         counts["sources"] = per_source
+        counts["owners_tracked"] = track
         counts["data_docs"] = _data_docs(config, run_id, "staging", results)
     if enforce_threshold:
         _check_quarantine_share(per_source, config.quality.max_quarantine_share)
     return counts
+
+
+# The column naming each document's owner, as erp2crm.refresh reads it: a customer record (an order, for a line).
+OWNER_COLUMNS = {"order": "customer_source_id", "order_line": "order_source_id", "invoice": "customer_source_id",
+                 "service_ticket": "customer_source_id", "payment": "customer_source_id"}
+MAX_TRACKED_ROWS = 500_000  # rows of one entity in one run
+
+
+def _record_changed_owners(hub: HubStore, run_id: str, entity: str, staged: pd.DataFrame) -> None:
+    """The owners of the staged rows, as they arrive and as the hub holds them now."""
+    column = OWNER_COLUMNS[entity]
+    current = hub.read_entity(entity, ["source_system", column], where=("source_id", staged))
+    hub.record_changed_owners(run_id, entity, pd.concat([staged[["source_system", column]], current])
+                              .rename(columns={column: "owner_id"}))
 
 
 def _check_landing_reachable(hub: HubStore, config: SyncConfig, run_id: str) -> None:
@@ -323,18 +344,23 @@ def _data_docs(config: SyncConfig, run_id: str, gate: str, results: list) -> str
 
 
 def _customer_gate(config: SyncConfig, hub: HubStore, run_id: str, frame: pd.DataFrame, suite: str, table, flag: str,
-                   held_value: bool) -> dict:
+                   held_value: bool, present: set | None = None) -> dict:
     """Validate one row per customer; set `flag` to `held_value` on failing customers (the opposite on the
-    others) and quarantine them."""
+    others) and quarantine them. `frame` holds every customer, or with `present` (the ids of every one) only
+    those to check again: the others keep their flag."""
     import quality
 
     result = quality.validate(frame, suite)
     held = result.quarantined["customer_id"].tolist() if len(result.quarantined) else []
+    checked = frame["customer_id"].tolist() if present is not None else []
     with hub.engine.begin() as conn:
-        conn.execute(table.update().values({flag: not held_value}))
-        for start in range(0, len(held), 500):
-            conn.execute(table.update().where(table.c.customer_id.in_(held[start:start + 500])).values({flag: held_value}))
-    settled = hub.settle_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",), checked=frame, whole=True)
+        if present is None:
+            conn.execute(table.update().values({flag: not held_value}))
+        for ids, value in ((checked, not held_value), (held, held_value)):
+            for start in range(0, len(ids), 500):
+                conn.execute(table.update().where(table.c.customer_id.in_(ids[start:start + 500])).values({flag: value}))
+    settled = hub.settle_quarantine(run_id, suite, suite, result.quarantined, ("customer_id",), checked=frame,
+                                    whole=present is None, present=present)
     reasons = (result.quarantined["reason_code"].str.split(";").explode().value_counts().to_dict()
                if len(result.quarantined) else {})
     return {**_gate_counts(result), "released": settled["released"], "reasons": reasons,
@@ -367,7 +393,9 @@ def validate_customers(run_id: str) -> dict:
 
 # --- enrich ------------------------------------------------------------------------------------------
 def enrich_profiles(run_id: str, as_of: datetime) -> dict:
+    """Build the profiles of every customer not held, or of those this run's changes reach (erp2crm.refresh)."""
     from enrich import INPUT_COLUMNS, build_profiles, load_fx_rates, load_settings
+    from erp2crm import refresh
 
     config = load_config()
     hub = hub_store(config)
@@ -375,19 +403,37 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         settings = load_settings(CONFIG / config.enrichment)
         if config.reporting_currency:  # the sync configuration's, when it names one
             settings = settings.model_copy(update={"reporting_currency": config.reporting_currency})
+        fx_rates = load_fx_rates(CONFIG / config.fx_rates)
+        basis = refresh.basis(settings, fx_rates, _utc(as_of))
         customers = hub.read_table("customers")
-        customers = customers[~customers["held"].fillna(False).astype(bool)]
-        orders, invoices, payments, tickets, lines = (hub.read_entity(e, INPUT_COLUMNS[e]) for e in (
-            "order", "invoice", "payment", "service_ticket", "order_line"))
+        customers = customers[~customers["held"].fillna(False).astype(bool)].reset_index(drop=True)
+        hashes = refresh.customer_hashes(customers)
+        scope = refresh.scope(hub, run_id, customers, hashes, basis)
+        customer_hash = dict(zip(customers["customer_id"], hashes))
         crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
-        result = build_profiles(customers, crosswalk, orders, invoices, tickets,
-                                load_fx_rates(CONFIG / config.fx_rates), settings, _utc(as_of), payments=payments,
-                                order_lines=lines)
+        where = None
+        if scope.customer_ids is not None:
+            chosen = customers["customer_id"].isin(scope.customer_ids)
+            customers = customers[chosen].reset_index(drop=True)
+            crosswalk = crosswalk[crosswalk["customer_id"].isin(scope.customer_ids)]
+            where = ("customer_source_id", crosswalk.rename(columns={"source_id": "customer_source_id"}))
+        orders, invoices, payments, tickets = (hub.read_entity(e, INPUT_COLUMNS[e], where) for e in (
+            "order", "invoice", "payment", "service_ticket"))
+        lines = hub.read_entity("order_line", INPUT_COLUMNS["order_line"],
+                                None if where is None else ("order_source_id", orders.rename(
+                                    columns={"source_id": "order_source_id"})))
+        result = build_profiles(customers, crosswalk, orders, invoices, tickets, fx_rates, settings, _utc(as_of),
+                                payments=payments, order_lines=lines)
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
                                          on="customer_id", how="left")
+        reranked = [] if where is None else refresh.rerank(hub, profiles, settings, scope)
         now = utcnow()
-        rows = [_profile_row(p, now, run_id) for p in _records(profiles)]
-        hub.replace_rows("profiles", rows)
+        rows = [_profile_row(p, now, run_id, basis, customer_hash[p["customer_id"]])
+                for p in _records(profiles) + reranked]
+        if where is None:
+            hub.replace_rows("profiles", rows)
+        else:
+            hub.upsert_rows("profiles", rows, ("customer_id",), remove=[(c,) for c in scope.stale])
         hub.replace_rows("profile_history", [{k: r[k] for k in ("customer_id", "segment", "net_value", "clv",
                                                                  "churn_risk", "computed_at", "run_id")} for r in rows],
                          where=lambda t: t.c.run_id == run_id)
@@ -395,20 +441,22 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
                                                 reason="no exchange rate at or before the document date")
         for entity, checked in (("order", orders), ("invoice", invoices), ("payment", payments)):
             hub.settle_quarantine(run_id, "enrich", entity, unconverted[unconverted["entity"] == entity],
-                                  ("source_system", "source_id"), checked=checked, whole=True)
-        counts.update({"profiles": len(rows), "ledger_lines": len(result.ledger),
+                                  ("source_system", "source_id"), checked=checked, whole=where is None)
+        stored = hub.read_table("profiles", ["segment", "net_value"])
+        counts.update({"profiles": len(stored), "recomputed": len(rows), "recomputed_because": scope.why,
+                       "removed": len(scope.stale), "ledger_lines": len(result.ledger),
                        "unconverted_documents": len(unconverted),
-                       "segments": profiles["segment"].value_counts().to_dict() if len(profiles) else {},
+                       "segments": stored["segment"].value_counts().to_dict() if len(stored) else {},
                        "reporting_currency": settings.reporting_currency,
-                       "total_net_value": round(float(profiles["net_value"].sum()), 2) if len(profiles) else 0.0})
+                       "total_net_value": round(float(stored["net_value"].sum()), 2) if len(stored) else 0.0})
     return counts
 
 
-def _profile_row(profile: dict, now: datetime, run_id: str) -> dict:
+def _profile_row(profile: dict, now: datetime, run_id: str, basis: str, customer_hash: str) -> dict:
     text = json.dumps(profile, default=str, ensure_ascii=False)
     return {"customer_id": profile["customer_id"], "profile": text, "segment": profile.get("segment"),
             "net_value": profile.get("net_value"), "clv": profile.get("clv"), "churn_risk": profile.get("churn_risk"),
-            "push_ready": True, "computed_at": now, "run_id": run_id,
+            "push_ready": True, "computed_at": now, "run_id": run_id, "basis": basis, "customer_hash": customer_hash,
             "profile_hash": hashlib.sha256(text.encode()).hexdigest()}
 
 
@@ -419,10 +467,14 @@ def validate_profiles(run_id: str) -> dict:
     config = load_config()
     hub = hub_store(config)
     with _stage(hub, run_id, "validate:profile") as counts:
-        stored = hub.read_table("profiles")
+        every = hub.read_table("profiles", ["customer_id", "run_id"])
+        fresh = every.loc[every["run_id"] == run_id, "customer_id"].tolist()  # those enrich recomputed this run
+        stored = hub.read_keyed("profiles", ["profile"], "customer_id", fresh)
         frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])
-        counts.update(_customer_gate(config, hub, run_id, frame, "profile", profiles, "push_ready", False))
+        counts.update(_customer_gate(config, hub, run_id, frame, "profile", profiles, "push_ready", False,
+                                     present=None if len(fresh) == len(every) else set(every["customer_id"])))
+        counts["held"] = int((~hub.read_table("profiles", ["push_ready"])["push_ready"].fillna(False).astype(bool)).sum())
     _check_held_share("profiles", counts, config.quality.max_held_customer_share)
     return counts
 

@@ -52,7 +52,8 @@ def build_summary(hub: HubStore, run_id: str) -> dict:
         "unified_customers": reconcile.get("unified_customers", 0),
         "customers_held": by_stage.get("validate:unified_customer", {}).get("rows_quarantined", 0),
         "profiles": enrich.get("profiles", 0),
-        "profiles_held": by_stage.get("validate:profile", {}).get("rows_quarantined", 0),
+        "profiles_held": by_stage.get("validate:profile", {}).get(
+            "held", by_stage.get("validate:profile", {}).get("rows_quarantined", 0)),  # every profile held now
         "segments": enrich.get("segments", {}),
         "reporting_currency": enrich.get("reporting_currency"),
         "total_net_value": enrich.get("total_net_value"),

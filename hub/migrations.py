@@ -73,7 +73,7 @@ def _v9_record_normal_forms(conn: Connection) -> None:
 
 
 def _v10_profile_hashes(conn: Connection) -> None:
-    _add_columns(conn, schema.profiles, ["profile_hash", "basis"])
+    _add_columns(conn, schema.profiles, ["profile_hash", "basis", "customer_hash"])
     _add_columns(conn, schema.push_state, ["source_hash"])
     schema.metadata.create_all(conn)  # changed_owners
 

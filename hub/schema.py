@@ -97,7 +97,8 @@ profiles = Table(
     Column("churn_risk", Float), Column("push_ready", Boolean, default=True),
     Column("computed_at", DateTime), Column("run_id", KEY_TYPE),
     Column("profile_hash", String(64)),  # of the profile's JSON: a push rebuilds a payload only when it changed
-    Column("basis", String(64)))  # of what every profile depends on besides its data (erp2crm.refresh.basis)
+    Column("basis", String(64)),  # of what every profile depends on besides its data (erp2crm.refresh.basis)
+    Column("customer_hash", String(16)))  # of its customer's columns it was built from (erp2crm.refresh)
 
 # Per run, the owners of the documents its staging gate changed or removed (customer records; orders, for order
 # lines), as they were before the change and after it: enrich recomputes only those customers' profiles.

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import pandas as pd
-from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, true, tuple_, update
+from sqlalchemy import (and_, bindparam, create_engine, delete, event, false, func, insert, select, true, tuple_,
+                        update)
 from sqlalchemy.engine import URL, Engine, make_url
 
 from erp2crm.canonical import ENTITIES, PARSE_ERRORS, STRING
@@ -114,6 +115,9 @@ class HubStore:
         """Remove the landing partitions of every run but the `keep_runs` last started (the current one among
         them): a partition is read by its own run's staging gate, and kept a while for retries and inspection."""
         keep = {r["run_id"] for r in self.last_runs(keep_runs)}
+        with self.engine.begin() as conn:  # the changed owners are read by their own run's enrich only
+            owners = schema.changed_owners
+            conn.execute(delete(owners).where(owners.c.run_id.not_in(keep) if keep else true()))
         if self.landing is not None:
             return self.landing.drop_runs(keep)
         gone: set[str] = set()
@@ -126,13 +130,38 @@ class HubStore:
                     gone.update(runs)
         return sorted(gone)
 
-    def read_entity(self, entity: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """The current rows of `entity`; only `columns` (in that order) when given."""
+    def read_entity(self, entity: str, columns: list[str] | None = None, where: tuple[str, pd.DataFrame] | None = None,
+                    slice_ids: int = 100_000) -> pd.DataFrame:
+        """The current rows of `entity`; only `columns` (in that order) when given. With `where` = (column, keys),
+        only the rows whose (source_system, column) is a row of `keys` (columns source_system and `column`):
+        one query per source system and `slice_ids` ids, so that an index on (source_system, column) serves it."""
         table, fields = schema.ENTITY_TABLES[entity], ENTITIES[entity].fields
         if columns is not None:
             fields = {name: fields[name] for name in columns}
+        query = select(*(table.c[name] for name in fields))
         with self.engine.connect() as conn:
-            return bulk.read_frame(conn, select(*(table.c[name] for name in fields)), fields)
+            if where is None:
+                return bulk.read_frame(conn, query, fields)
+            column, keys = where
+            keys = keys[["source_system", column]].dropna().drop_duplicates()
+            parts = [bulk.read_frame(conn, query.where(table.c.source_system == system,
+                                                       table.c[column].in_(ids[start:start + slice_ids])), fields)
+                     for system, ids in keys.groupby("source_system", sort=True)[column].agg(list).items()
+                     for start in range(0, len(ids), slice_ids)]
+            if not parts:
+                return bulk.read_frame(conn, query.where(false()), fields)
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def record_changed_owners(self, run_id: str, entity: str, owners: pd.DataFrame) -> int:
+        """Add (source_system, owner_id) rows to this run's changed owners of `entity` (erp2crm.refresh)."""
+        table = schema.changed_owners
+        mine = and_(table.c.run_id == run_id, table.c.entity == entity)
+        with self.engine.begin() as conn:  # a retried gate adds to what its first try recorded
+            before = pd.read_sql(select(table.c.source_system, table.c.owner_id).where(mine), conn)
+            owners = pd.concat([before, owners[["source_system", "owner_id"]].astype(object)]).dropna().drop_duplicates()
+            conn.execute(delete(table).where(mine))
+            bulk.insert_frame(conn, table, owners.assign(run_id=run_id, entity=entity))
+        return len(owners)
 
     def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> int:
         """Make `df` the current version of its rows (keyed by source_system, source_id)."""
@@ -158,14 +187,16 @@ class HubStore:
             self._delete_keys(conn, schema.ENTITY_TABLES[entity], ("source_system", "source_id"),
                               list(zip(keys["source_system"], keys["source_id"])))
 
-    def upsert_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...]) -> None:
-        """Replace the rows with the same key as `rows` (and add the new ones), atomically."""
-        if not rows:
+    def upsert_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...], remove: list[tuple] = ()) -> None:
+        """Replace the rows with the same key as `rows` (and add the new ones), and delete those keyed `remove`,
+        atomically."""
+        if not rows and not remove:
             return
         table = schema.metadata.tables[name]
         with self.engine.begin() as conn:
-            self._delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows])
-            conn.execute(insert(table), rows)
+            self._delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows] + list(remove))
+            if rows:
+                conn.execute(insert(table), rows)
 
     @staticmethod
     def _delete_keys(conn, table, key_columns: tuple[str, ...], keys: list[tuple], batch: int = 500) -> None:
@@ -195,11 +226,13 @@ class HubStore:
         return len(records)
 
     def settle_quarantine(self, run_id: str, stage: str, entity: str, failed: pd.DataFrame,
-                          key_columns: tuple[str, ...], checked: pd.DataFrame, whole: bool = False) -> dict:
+                          key_columns: tuple[str, ...], checked: pd.DataFrame, whole: bool = False,
+                          present: set | None = None) -> dict:
         """Record one check of `entity` at `stage`: `checked` holds every row checked, `failed` those that failed
         (with reason columns). A held entry whose record failed again is superseded by the new entry, one whose
         record passed is released; with `whole` (the check saw every current record), one whose record was not
-        checked at all is gone. Returns the counts of each."""
+        checked at all is gone; with `present` (the ids of every current record), one whose record is not there is
+        gone. Returns the counts of each."""
         q = schema.quarantine
         held = self.held_quarantine(entity, stage)
         held_ids = set(held["record_id"].dropna())
@@ -214,7 +247,7 @@ class HubStore:
                 outcome["superseded"].append(int(entry_id))
             elif key in checked_keys:
                 outcome["passed"].append(int(entry_id))
-            elif whole:
+            elif whole or (present is not None and record_id not in present):
                 outcome["gone"].append(int(entry_id))
         now = utcnow()
         with self.engine.begin() as conn:
@@ -320,8 +353,8 @@ class HubStore:
         table = schema.metadata.tables[name]
         query = select(*(table.c[c] for c in columns))
         if len(values) > self.count(name) // 2:
-            frame = self.read_table(name, columns)
-            return frame[frame[key].isin(pd.Index(values, dtype=object))].reset_index(drop=True)
+            frame = self.read_table(name, list(dict.fromkeys([*columns, key])))
+            return frame.loc[frame[key].isin(pd.Index(values, dtype=object)), columns].reset_index(drop=True)
         with self.engine.connect() as conn:
             slices = [values[start:start + batch] for start in range(0, len(values), batch)] or [[]]
             parts = [pd.read_sql(query.where(table.c[key].in_(part)), conn) for part in slices]

@@ -1,0 +1,108 @@
+"""Which profiles a run recomputes: every one, or only those its changes reach.
+
+A profile depends on its customer's golden record and member records, on those members' documents, and on what
+every profile depends on: as_of, the enrichment settings, the FX rates and the profile format (its `basis`).
+
+A run recomputes every profile when it is a full refresh, when the basis changed (a nightly run's new as_of),
+when there are none yet, or when its staging gate did not record which customers its document changes reach.
+Otherwise it recomputes only the profiles of
+- customers without a profile yet, and those whose golden record or members changed (`customer_hashes`);
+- customers owning a document the run's staging gate changed or removed, before or after the change
+  (`changed_owners`, written by the gate).
+The segment `most_valuable` ranks every customer by net value: the stored profiles whose place crosses the line
+after the recomputed ones moved have their segment recomputed too (`rerank`). Profiles of customers now gone or
+held are removed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from enrich.profiles import PROFILE_FORMAT
+from enrich.settings import EnrichmentSettings
+from enrich.value import assign_segments, most_valuable_ids
+from hub import HubStore
+
+# The customer columns a profile is built from (enrich.profiles.GOLDEN_COLUMNS, and those the push adds).
+CUSTOMER_COLUMNS = ["customer_id", "name", "company_name", "email", "phone", "tax_id", "city", "country", "is_company",
+                    "street", "postcode", "source_ids"]
+SEGMENT_INPUTS = ["customer_id", "net_value", "revenue_12m", "revenue_prev_12m", "tenure_days"]
+
+
+def basis(settings: EnrichmentSettings, fx_rates: pd.DataFrame, as_of: datetime) -> str:
+    """The hash of what every profile depends on besides its own customer and documents."""
+    parts = [str(PROFILE_FORMAT), settings.model_dump_json(), fx_rates.to_csv(index=False), pd.Timestamp(as_of).isoformat()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def customer_hashes(customers: pd.DataFrame) -> pd.Series:
+    """Per customer (indexed like `customers`), a hash of the customer columns its profile is built from."""
+    values = customers[CUSTOMER_COLUMNS].astype(object).where(customers[CUSTOMER_COLUMNS].notna(), None)
+    return pd.util.hash_pandas_object(values.astype(str), index=False).map("{:016x}".format)
+
+
+@dataclass
+class Scope:
+    customer_ids: pd.Index | None  # the customers to recompute; None: every one
+    stale: list[str]               # customers whose stored profile goes: gone, or held by the customer gate
+    why: str                       # for the run's counts
+
+
+def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series, current_basis: str) -> Scope:
+    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`."""
+    stored = hub.read_table("profiles", ["customer_id", "basis", "customer_hash"])
+    stale = sorted(set(stored["customer_id"]) - set(customers["customer_id"]))
+    run = hub.run(run_id) or {}
+    staging = hub.stages(run_id)
+    gate = staging.loc[staging["stage"] == "validate:staging", "counts"]
+    if run.get("full_refresh"):
+        return Scope(None, stale, "full refresh")
+    if stored.empty:
+        return Scope(None, stale, "no profiles yet")
+    if not stored["basis"].eq(current_basis).all():
+        return Scope(None, stale, "as_of, enrichment settings, FX rates or profile format changed")
+    if gate.empty or not gate.iloc[-1].get("owners_tracked"):
+        return Scope(None, stale, "the staging gate did not record which customers its changes reach")
+    known = dict(zip(stored["customer_id"], stored["customer_hash"]))
+    changed = customers["customer_id"][[known.get(c) != h for c, h in zip(customers["customer_id"], hashes)]]
+    crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
+    reached = crosswalk.merge(_changed_records(hub, run_id), on=["source_system", "source_id"])["customer_id"]
+    ids = pd.Index(pd.concat([changed, reached]).unique(), dtype=object)
+    return Scope(ids[ids.isin(customers["customer_id"])], stale, "changed customers only")
+
+
+def _changed_records(hub: HubStore, run_id: str) -> pd.DataFrame:
+    """The customer records (source_system, source_id) owning a document this run changed: an order line's owner
+    is its order, whose customer record is read from the hub."""
+    owners = hub.read_keyed("changed_owners", ["entity", "source_system", "owner_id"], "run_id", [run_id])
+    lines = owners["entity"].eq("order_line")
+    orders = hub.read_entity("order", ["source_system", "customer_source_id"],
+                             where=("source_id", owners[lines].rename(columns={"owner_id": "source_id"})))
+    records = pd.concat([owners.loc[~lines, ["source_system", "owner_id"]].rename(columns={"owner_id": "source_id"}),
+                         orders.rename(columns={"customer_source_id": "source_id"})])
+    return records.astype(object).drop_duplicates()
+
+
+def rerank(hub: HubStore, fresh: pd.DataFrame, settings: EnrichmentSettings, scope: Scope) -> list[dict]:
+    """Set the segments of the `fresh` profiles against every customer's net value, and return the stored
+    profiles (as dicts) whose segment the new ranking changes, with that segment."""
+    stored = hub.read_table("profiles", ["customer_id", "net_value", "segment"])
+    others = stored[~stored["customer_id"].isin(fresh["customer_id"]) & ~stored["customer_id"].isin(scope.stale)]
+    top = most_valuable_ids(pd.concat([others[["customer_id", "net_value"]], fresh[["customer_id", "net_value"]]]),
+                            settings)
+    assign_segments(fresh, settings, top)
+    crossing = others.loc[others["segment"].eq("most_valuable") != others["customer_id"].isin(top), "customer_id"]
+    if crossing.empty:
+        return []
+    profiles = [json.loads(p) for p in hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id",
+                                                        list(crossing))["profile"]]
+    inputs = pd.DataFrame({c: [p.get(c) for p in profiles] for c in SEGMENT_INPUTS})
+    inputs = inputs.astype({c: "float64" for c in SEGMENT_INPUTS[1:]})
+    assign_segments(inputs, settings, top)
+    for profile, segment in zip(profiles, inputs["segment"]):
+        profile["segment"] = segment
+    return profiles
