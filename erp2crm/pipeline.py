@@ -282,8 +282,12 @@ def reconcile_customers(run_id: str) -> dict:
         from hub.schema import customers as customers_table
 
         customers = customers[[c.name for c in customers_table.columns]]
-        hub.replace_frame("crosswalk", crosswalk)
-        hub.replace_frame("customers", for_sql(customers, {"birth_date": "date"}))
+        # Only links and golden records that changed are written: a link's linked_at and a customer's updated_at
+        # say when it last changed. The customer gate sets `held` on every customer after this.
+        links = hub.merge_frame("crosswalk", crosswalk, previous.crosswalk, ("source_system", "source_id"),
+                                ignore=("linked_at", "run_id"))
+        golden = hub.merge_frame("customers", for_sql(customers, {"birth_date": "date"}), existing, ("customer_id",),
+                                 ignore=("created_at", "updated_at", "run_id", "held"))
         hub.save_matching_state(result.pairs, result.model_fingerprint, result.reviews, run_id, now)
         hub.insert_rows("customer_events", [
             {"run_id": run_id, "event": e["event"], "customer_id": e["customer_id"],
@@ -292,6 +296,7 @@ def reconcile_customers(run_id: str) -> dict:
             ~normal_forms["unique_id"].isin(pd.Index(result.normalised["unique_id"].to_numpy(dtype=object)))])
         hub.save_normal_forms(result.normalised[result.renormalised], gone, normaliser_version())
         counts.update({"customer_records": len(records), "unified_customers": len(customers),
+                       "links_written": links["written"], "customers_written": golden["written"],
                        "refused_links": result.refused_links, "records_scored": result.scored_records,
                        "records_rebuilt": result.rebuilt_records,
                        "records_normalised": int(result.renormalised.sum()),

@@ -65,6 +65,22 @@ def _sqlite_page_cache(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _row_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple]:
+    return list(zip(*(frame[k].astype(object) for k in keys)))
+
+
+def _row_texts(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Each row's values as one text, nulls alike whether None, NaN or NaT, timestamps naive: comparable between a
+    frame read back from the hub and one about to be written."""
+    parts = []
+    for name in columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        parts.append(column.astype(object).where(column.notna(), None).map(str))
+    return ["\x1f".join(values) for values in zip(*parts)] if parts else [""] * len(frame)
+
+
 def utcnow() -> datetime:
     """Naive UTC now, the form timestamps take in SQL."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -391,6 +407,22 @@ class HubStore:
         with self.engine.begin() as conn:
             conn.execute(delete(table))
             bulk.insert_frame(conn, table, frame)
+
+    def merge_frame(self, name: str, frame: pd.DataFrame, previous: pd.DataFrame, keys: tuple[str, ...],
+                    ignore: tuple[str, ...] = ()) -> dict:
+        """Make `frame` the whole content of the table, given `previous`, the table as read before: write only
+        the rows that are new or differ in a column not in `ignore`, delete those whose key is gone, atomically.
+        A reconcile changing 1 % of the customers rewrites those, not 300,000 crosswalk rows."""
+        table = schema.metadata.tables[name]
+        compared = [c.name for c in table.columns if c.name not in ignore]
+        before = dict(zip(_row_keys(previous, keys), _row_texts(previous, compared))) if len(previous) else {}
+        after_keys = _row_keys(frame, keys)
+        changed = [before.get(k) != t for k, t in zip(after_keys, _row_texts(frame, compared))]
+        gone = list(set(before) - set(after_keys))
+        with self.engine.begin() as conn:
+            self._delete_keys(conn, table, keys, gone)
+            bulk.upsert_frame(conn, table, frame[changed], keys)
+        return {"written": int(sum(changed)), "deleted": len(gone)}
 
     def insert_rows(self, name: str, rows: list[dict]) -> None:
         if rows:

@@ -334,3 +334,30 @@ def test_sqlite_upserts_through_arrow_store_what_the_cursor_stores(tmp_path, mon
             latest = db.execute("SELECT status, total_amount, typeof(ordered_at) FROM orders WHERE source_id = '0'")
             assert latest.fetchall() == [("done", 99.5, "text")]
     assert stored[0] == stored[1] and len(stored[0]["orders"]) == 5 and len(stored[0]["customer_records"]) == 3
+
+
+def test_merge_frame_writes_only_changed_rows_and_deletes_gone_ones(hub):
+    """What reconcile writes: a link whose values did not change keeps its linked_at, a changed one is rewritten,
+    a new one added, a gone one deleted; None and NaN count as the same null."""
+    hub.migrate()
+    earlier, now = pd.Timestamp("2026-01-01 00:00:00"), pd.Timestamp("2026-02-01 00:00:00")
+
+    def links(*rows, at):
+        return pd.DataFrame([{"source_system": "odoo", "source_id": i, "customer_id": c, "match_rule": "same_email",
+                              "match_band": "auto", "match_score": score, "explanation": None, "linked_at": at,
+                              "run_id": "r", "fingerprint": "f"} for i, c, score in rows])
+
+    first = links(("1", "C1", 1.0), ("2", "C1", None), ("3", "C3", 0.5), at=earlier)
+    assert hub.merge_frame("crosswalk", first, hub.read_table("crosswalk"), ("source_system", "source_id"),
+                           ignore=("linked_at", "run_id")) == {"written": 3, "deleted": 0}
+    second = links(("1", "C1", 1.0), ("2", "C1", float("nan")), ("3", "C9", 0.5), ("4", "C4", 1.0), at=now)
+    result = hub.merge_frame("crosswalk", second, hub.read_table("crosswalk"), ("source_system", "source_id"),
+                             ignore=("linked_at", "run_id"))
+    assert result == {"written": 2, "deleted": 0}  # 3 moved to C9, 4 is new
+    stored = hub.read_table("crosswalk").set_index("source_id")
+    assert stored["customer_id"].to_dict() == {"1": "C1", "2": "C1", "3": "C9", "4": "C4"}
+    assert stored["linked_at"].to_dict() == {"1": earlier, "2": earlier, "3": now, "4": now}
+    third = second[second["source_id"] != "2"]
+    assert hub.merge_frame("crosswalk", third, hub.read_table("crosswalk"), ("source_system", "source_id"),
+                           ignore=("linked_at", "run_id")) == {"written": 0, "deleted": 1}
+    assert sorted(hub.read_table("crosswalk")["source_id"]) == ["1", "3", "4"]
