@@ -74,6 +74,9 @@ def _values(row) -> dict:
             "source_ids": row["source_ids"], "customer_id": row["customer_id"]}
 
 
+CONTACT_STATE_COLUMNS = ["target", "contact_key", "customer_id", "payload_hash", "crm_id", "retired_at"]
+
+
 def crm_contacts(hub: HubStore, confirmed_keys: set[str]) -> pd.DataFrame:
     """One row per CRM contact (deduplicated, see the module docstring): key, customer_id (None when its customer
     record is not unified), source_ids (JSON list) and the values of its most recently updated record."""
@@ -101,7 +104,7 @@ def crm_contacts(hub: HubStore, confirmed_keys: set[str]) -> pd.DataFrame:
 
 def plan_contacts(hub: HubStore, target: TargetConfig, mapping: OutboundMapping, state: pd.DataFrame) -> ContactPlan:
     """What the contact push does; `state` is this target's contact_push_state."""
-    accounts = hub.read_table("push_state")
+    accounts = hub.read_table("push_state", ["target", "customer_id", "crm_id", "retired_at"])
     accounts = accounts[accounts["target"] == target.name]
     retired = set(accounts.loc[accounts["retired_at"].notna(), "customer_id"])
     accounts = accounts[accounts["retired_at"].isna()]
@@ -174,7 +177,7 @@ def push_contacts(hub: HubStore, run_id: str, target: TargetConfig, mapping: Out
     from erp2crm.push import batches, fill_if_empty, reopen
 
     section = mapping.contacts
-    state = hub.read_table("contact_push_state")
+    state = hub.read_table("contact_push_state", CONTACT_STATE_COLUMNS)  # not the payloads: only the dry run needs those
     state = state[state["target"] == target.name]
     work = plan_contacts(hub, target, mapping, state)
     log = _ContactLog(hub, target, run_id)
@@ -237,7 +240,7 @@ def _associate(hub: HubStore, target: TargetConfig, sink, to_type: str, chunk: l
     contact whose association failed is not confirmed: the next run sends it again."""
     from connectors.salesforce import PushResult
 
-    accounts = hub.read_table("push_state")
+    accounts = hub.read_table("push_state", ["target", "customer_id", "crm_id"])
     crm_id = dict(zip(*(accounts.loc[accounts["target"] == target.name, c] for c in ("customer_id", "crm_id"))))
     pairs = [(r.crm_id, crm_id[customer]) for (_, _, _, customer), r in zip(chunk, results) if r.ok]
     failed = sink.associate(to_type, pairs)

@@ -300,9 +300,9 @@ def dry_run(hub: HubStore, target: TargetConfig) -> dict:
            "update": sum(c["action"] == "update" for c in changes), "retire": len(work.retire),
            "skipped": len(work.skipped), "unchanged": len(work.unchanged), "changes": changes}
     if work.mapping.contacts is not None:  # counts only; those of accounts not yet written show as deferred
-        from erp2crm.contacts import plan_contacts
+        from erp2crm.contacts import CONTACT_STATE_COLUMNS, plan_contacts
 
-        contact_state = hub.read_table("contact_push_state")
+        contact_state = hub.read_table("contact_push_state", CONTACT_STATE_COLUMNS)
         contact_state = contact_state[contact_state["target"] == target.name]
         contacts = plan_contacts(hub, target, work.mapping, contact_state)
         known = set(contact_state["contact_key"])

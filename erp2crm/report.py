@@ -111,7 +111,7 @@ def _rejections(hub: HubStore, run_id: str) -> pd.DataFrame:
 
 
 def _value_by_segment(hub: HubStore) -> tuple[dict, dict]:
-    profiles = hub.read_table("profiles")
+    profiles = hub.read_table("profiles", ["segment", "net_value"])
     if profiles.empty:
         return {}, {}
     counts = profiles["segment"].value_counts().to_dict()  # largest segment first; both charts in this order
