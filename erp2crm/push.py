@@ -39,13 +39,19 @@ class Plan:
     rebuilt_unchanged: list = field(default_factory=list)  # (customer_id, source_hash): rebuilt, found unchanged
 
 
-def source_hash(mapping: OutboundMapping, profile_hash: str | None) -> str | None:
-    """What a payload is built from: the profile (by its hash), the mapping and the payload format. Equal to the
-    one stored with the last confirmed write → the payload would be the same, and is not rebuilt."""
-    if not isinstance(profile_hash, str):
-        return None  # a profile written before profiles had hashes: always rebuilt
-    basis = f"{PAYLOAD_FORMAT}\n{mapping.model_dump_json()}\n{profile_hash}"
-    return hashlib.sha256(basis.encode()).hexdigest()
+def source_hasher(mapping: OutboundMapping):
+    """profile hash → the hash of what a payload is built from: the profile (by its hash), the mapping and the
+    payload format. Equal to the one stored with the last confirmed write → the payload would be the same, and is
+    not rebuilt. None for a profile written before profiles had hashes: always rebuilt."""
+    prefix = hashlib.sha256(f"{PAYLOAD_FORMAT}\n{mapping.model_dump_json()}\n".encode())
+
+    def source_hash(profile_hash: str | None) -> str | None:
+        if not isinstance(profile_hash, str):
+            return None
+        digest = prefix.copy()
+        digest.update(profile_hash.encode())
+        return digest.hexdigest()
+    return source_hash
 
 
 def _confirmed(hub: HubStore, target: TargetConfig, payloads: bool = False):
@@ -57,8 +63,8 @@ def _confirmed(hub: HubStore, target: TargetConfig, payloads: bool = False):
 
 def _merged_into(hub: HubStore) -> dict[str, str]:
     """Each merged-away customer id → the id that absorbed it (the latest merge wins)."""
-    events = hub.read_table("customer_events")
-    events = events[events["event"] == "merged"].sort_values("id")
+    events = hub.read_keyed("customer_events", ["id", "customer_id", "previous_ids"], "event", ["merged"])
+    events = events.sort_values("id")
     return {old: new for new, olds in zip(events["customer_id"], events["previous_ids"]) for old in json.loads(olds)}
 
 
@@ -79,6 +85,7 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
     if target.mode == "mirror":
         inactive = set(customers.loc[customers["is_active"].astype("boolean").eq(False).fillna(False), "customer_id"])
     out = Plan(mapping)
+    source_hash = source_hasher(mapping)
     to_build = {}
     for customer_id, profile_hash in sorted(zip(stored["customer_id"], stored["profile_hash"])):
         if customer_id in inactive:
@@ -89,7 +96,7 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
         if target.mode == "create_only" and customer_id in confirmed:
             out.unchanged.append(customer_id)  # create_only never updates
             continue
-        source = source_hash(mapping, profile_hash)
+        source = source_hash(profile_hash)
         if source is not None and built_from.get(customer_id) == source:
             out.unchanged.append(customer_id)
         else:

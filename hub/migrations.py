@@ -76,6 +76,7 @@ def _v10_profile_hashes(conn: Connection) -> None:
     _add_columns(conn, schema.profiles, ["profile_hash", "basis", "customer_hash"])
     _add_columns(conn, schema.push_state, ["source_hash"])
     schema.metadata.create_all(conn)  # changed_owners
+    schema.ORDER_LINES_BY_ORDER.create(conn, checkfirst=True)
 
 
 MIGRATIONS = [(1, "initial schema", _v1_initial),

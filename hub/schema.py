@@ -36,6 +36,10 @@ for _entity in ENTITIES.values():
         Index(f"ix_{_entity.table}_customer", ENTITY_TABLES[_entity.name].c.source_system,
               ENTITY_TABLES[_entity.name].c.customer_source_id)
 
+# Enrich reads the lines of the orders it recomputes (erp2crm.refresh): by their order, not by a scan of every line.
+ORDER_LINES_BY_ORDER = Index("ix_order_lines_order", ENTITY_TABLES["order_line"].c.source_system,
+                             ENTITY_TABLES["order_line"].c.order_source_id)
+
 crosswalk = Table(
     "crosswalk", metadata,
     Column("source_system", KEY_TYPE, nullable=False), Column("source_id", KEY_TYPE, nullable=False),

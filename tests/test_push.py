@@ -73,7 +73,7 @@ def test_unchanged_profiles_are_not_read_again(hub, crm, monkeypatch):
     read = []
     real_read = HubStore.read_keyed
     monkeypatch.setattr(HubStore, "read_keyed", lambda self, name, columns, key, ids, **kw: (
-        read.append(sorted(ids)) or real_read(self, name, columns, key, ids, **kw)))
+        (name == "profiles" and read.append(sorted(ids))) or real_read(self, name, columns, key, ids, **kw)))
     assert (push(hub, "r2", TARGET)["unchanged"], read) == (2, [[]])
 
     put_profiles(hub, {"C1": {"name": "Acme", "clv": 10.0}, "C2": {"name": "Beta", "clv": 7.5}})
