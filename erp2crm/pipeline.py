@@ -189,6 +189,8 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
                                 set(zip(was_held["source_system"], was_held["record_id"])))
         counts["sources"] = per_source
         counts["owners_tracked"] = track
+        if not track:  # the next enrich recomputes every profile (erp2crm.refresh)
+            hub.record_changed_owners(run_id, "*", pd.DataFrame({"source_system": ["*"], "owner_id": ["*"]}))
         counts["data_docs"] = _data_docs(config, run_id, "staging", results)
     if enforce_threshold:
         _check_quarantine_share(per_source, config.quality.max_quarantine_share)
@@ -439,6 +441,7 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
             hub.replace_rows("profiles", rows)
         else:
             hub.upsert_rows("profiles", rows, ("customer_id",), remove=[(c,) for c in scope.stale])
+        hub.clear_changed_owners(scope.runs)  # their changes are in the profiles now
         hub.replace_rows("profile_history", [{k: r[k] for k in ("customer_id", "segment", "net_value", "clv",
                                                                  "churn_risk", "computed_at", "run_id")} for r in rows],
                          where=lambda t: t.c.run_id == run_id)
@@ -458,10 +461,11 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
 
 
 def _profile_row(profile: dict, now: datetime, run_id: str, basis: str, customer_hash: str) -> dict:
+    """A recomputed profile's row: not push-ready (null) until the profile gate has checked it."""
     text = json.dumps(profile, default=str, ensure_ascii=False)
     return {"customer_id": profile["customer_id"], "profile": text, "segment": profile.get("segment"),
             "net_value": profile.get("net_value"), "clv": profile.get("clv"), "churn_risk": profile.get("churn_risk"),
-            "push_ready": True, "computed_at": now, "run_id": run_id, "basis": basis, "customer_hash": customer_hash,
+            "push_ready": None, "computed_at": now, "run_id": run_id, "basis": basis, "customer_hash": customer_hash,
             "profile_hash": hashlib.sha256(text.encode()).hexdigest()}
 
 
@@ -472,8 +476,9 @@ def validate_profiles(run_id: str) -> dict:
     config = load_config()
     hub = hub_store(config)
     with _stage(hub, run_id, "validate:profile") as counts:
-        every = hub.read_table("profiles", ["customer_id", "run_id"])
-        fresh = every.loc[every["run_id"] == run_id, "customer_id"].tolist()  # those enrich recomputed this run
+        every = hub.read_table("profiles", ["customer_id", "run_id", "push_ready"])
+        # Those enrich recomputed this run, and any an earlier run recomputed but did not get to check.
+        fresh = every.loc[every["run_id"].eq(run_id) | every["push_ready"].isna(), "customer_id"].tolist()
         stored = hub.read_keyed("profiles", ["profile"], "customer_id", fresh)
         frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])

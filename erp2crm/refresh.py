@@ -4,11 +4,11 @@ A profile depends on its customer's golden record and member records, on those m
 every profile depends on: as_of, the enrichment settings, the FX rates and the profile format (its `basis`).
 
 A run recomputes every profile when it is a full refresh, when the basis changed (a nightly run's new as_of),
-when there are none yet, or when its staging gate did not record which customers its document changes reach.
-Otherwise it recomputes only the profiles of
+when there are none yet, or when a staging gate since the last enrich did not record which customers its document
+changes reach. Otherwise it recomputes only the profiles of
 - customers without a profile yet, and those whose golden record or members changed (`customer_hashes`);
-- customers owning a document the run's staging gate changed or removed, before or after the change
-  (`changed_owners`, written by the gate).
+- customers owning a document a staging gate changed or removed since the last enrich, before or after the change
+  (`changed_owners`: written by the gate, deleted by the enrich that took them in).
 The segment `most_valuable` ranks every customer by net value: the stored profiles whose place crosses the line
 after the recomputed ones moved have their segment recomputed too (`rerank`). Profiles of customers now gone or
 held are removed.
@@ -50,35 +50,36 @@ class Scope:
     customer_ids: pd.Index | None  # the customers to recompute; None: every one
     stale: list[str]               # customers whose stored profile goes: gone, or held by the customer gate
     why: str                       # for the run's counts
+    runs: set[str]                 # the runs whose recorded changes this recompute takes in
 
 
 def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series, current_basis: str) -> Scope:
-    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`."""
+    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`. The changes
+    recorded by every run since the last enrich count: a run that failed after its staging gate, or a quarantine
+    replay, left documents changed whose profiles this run recomputes."""
     stored = hub.read_table("profiles", ["customer_id", "basis", "customer_hash"])
     stale = sorted(set(stored["customer_id"]) - set(customers["customer_id"]))
-    run = hub.run(run_id) or {}
-    staging = hub.stages(run_id)
-    gate = staging.loc[staging["stage"] == "validate:staging", "counts"]
-    if run.get("full_refresh"):
-        return Scope(None, stale, "full refresh")
+    pending = hub.read_table("changed_owners")
+    runs = set(pending["run_id"])
+    if (hub.run(run_id) or {}).get("full_refresh"):
+        return Scope(None, stale, "full refresh", runs)
     if stored.empty:
-        return Scope(None, stale, "no profiles yet")
+        return Scope(None, stale, "no profiles yet", runs)
     if not stored["basis"].eq(current_basis).all():
-        return Scope(None, stale, "as_of, enrichment settings, FX rates or profile format changed")
-    if gate.empty or not gate.iloc[-1].get("owners_tracked"):
-        return Scope(None, stale, "the staging gate did not record which customers its changes reach")
+        return Scope(None, stale, "as_of, enrichment settings, FX rates or profile format changed", runs)
+    if pending["entity"].eq("*").any():
+        return Scope(None, stale, "a run's staging gate did not record which customers its changes reach", runs)
     known = dict(zip(stored["customer_id"], stored["customer_hash"]))
     changed = customers["customer_id"][[known.get(c) != h for c, h in zip(customers["customer_id"], hashes)]]
     crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
-    reached = crosswalk.merge(_changed_records(hub, run_id), on=["source_system", "source_id"])["customer_id"]
+    reached = crosswalk.merge(_changed_records(hub, pending), on=["source_system", "source_id"])["customer_id"]
     ids = pd.Index(pd.concat([changed, reached]).unique(), dtype=object)
-    return Scope(ids[ids.isin(customers["customer_id"])], stale, "changed customers only")
+    return Scope(ids[ids.isin(customers["customer_id"])], stale, "changed customers only", runs)
 
 
-def _changed_records(hub: HubStore, run_id: str) -> pd.DataFrame:
-    """The customer records (source_system, source_id) owning a document this run changed: an order line's owner
-    is its order, whose customer record is read from the hub."""
-    owners = hub.read_keyed("changed_owners", ["entity", "source_system", "owner_id"], "run_id", [run_id])
+def _changed_records(hub: HubStore, owners: pd.DataFrame) -> pd.DataFrame:
+    """The customer records (source_system, source_id) owning the changed documents of `owners` (changed_owners
+    rows): an order line's owner is its order, whose customer record is read from the hub."""
     lines = owners["entity"].eq("order_line")
     orders = hub.read_entity("order", ["source_system", "customer_source_id"],
                              where=("source_id", owners[lines].rename(columns={"owner_id": "source_id"})))

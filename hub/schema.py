@@ -105,7 +105,8 @@ profiles = Table(
     Column("customer_hash", String(16)))  # of its customer's columns it was built from (erp2crm.refresh)
 
 # Per run, the owners of the documents its staging gate changed or removed (customer records; orders, for order
-# lines), as they were before the change and after it: enrich recomputes only those customers' profiles.
+# lines), as they were before the change and after it: the next enrich recomputes those customers' profiles, then
+# deletes the rows. Entity "*": that run's changes were not recorded one by one; every profile is recomputed.
 changed_owners = Table(
     "changed_owners", metadata,
     Column("run_id", KEY_TYPE, nullable=False), Column("entity", String(32), nullable=False),

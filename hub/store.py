@@ -131,9 +131,6 @@ class HubStore:
         """Remove the landing partitions of every run but the `keep_runs` last started (the current one among
         them): a partition is read by its own run's staging gate, and kept a while for retries and inspection."""
         keep = {r["run_id"] for r in self.last_runs(keep_runs)}
-        with self.engine.begin() as conn:  # the changed owners are read by their own run's enrich only
-            owners = schema.changed_owners
-            conn.execute(delete(owners).where(owners.c.run_id.not_in(keep) if keep else true()))
         if self.landing is not None:
             return self.landing.drop_runs(keep)
         gone: set[str] = set()
@@ -168,8 +165,16 @@ class HubStore:
                 return bulk.read_frame(conn, query.where(false()), fields)
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
+    def clear_changed_owners(self, run_ids: set[str]) -> None:
+        """Forget the changed owners of these runs: an enrich has recomputed their profiles."""
+        table = schema.changed_owners
+        with self.engine.begin() as conn:
+            for run_id in run_ids:
+                conn.execute(delete(table).where(table.c.run_id == run_id))
+
     def record_changed_owners(self, run_id: str, entity: str, owners: pd.DataFrame) -> int:
-        """Add (source_system, owner_id) rows to this run's changed owners of `entity` (erp2crm.refresh)."""
+        """Add (source_system, owner_id) rows to this run's changed owners of `entity` ("*": every profile is to
+        be recomputed), kept until an enrich has recomputed their profiles (erp2crm.refresh)."""
         table = schema.changed_owners
         mine = and_(table.c.run_id == run_id, table.c.entity == entity)
         with self.engine.begin() as conn:  # a retried gate adds to what its first try recorded

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -94,9 +95,10 @@ def runs(airflow_db, tmp_path_factory):
         touched |= {partners[p] for p in (old_owner, new_owner, line_owner, orphan_owner, mover) if p in partners}
         incremental = _run()
         after = _profiles()
+        pending_after = hub_store().read_table("changed_owners")
         again = _run(full_refresh=True)
         yield {"full": full, "incremental": incremental, "again": again, "before": before, "after": after,
-               "recomputed": _profiles(), "touched": touched}
+               "recomputed": _profiles(), "touched": touched, "pending_after": pending_after}
 
 
 def test_the_incremental_run_recomputes_only_what_its_changes_reach(runs):
@@ -104,6 +106,30 @@ def test_the_incremental_run_recomputes_only_what_its_changes_reach(runs):
     assert enrich["recomputed_because"] == "changed customers only"
     assert len(runs["touched"]) <= enrich["recomputed"] < enrich["profiles"] / 2
     assert push["sent"] >= len(runs["touched"]) - 1  # every touched customer's payload changed (one may only in lines)
+
+
+def test_changes_wait_for_the_enrich_that_takes_them_in(runs):
+    """Owners recorded by a run whose enrich never ran (it failed after its staging gate, or a quarantine replay)
+    reach the next enrich; a run that could not record them one by one makes it recompute every profile."""
+    from erp2crm import refresh
+
+    assert runs["pending_after"].empty  # the incremental run's enrich took its own changes in
+    hub = hub_store()
+    customers = hub.read_table("customers")
+    customers = customers[~customers["held"]].reset_index(drop=True)
+    hashes = refresh.customer_hashes(customers)
+    basis = hub.read_table("profiles")["basis"].iloc[0]
+    link = hub.read_table("crosswalk").query("source_system == 'tryton'").iloc[0]
+    assert refresh.scope(hub, "next", customers, hashes, basis).customer_ids.empty  # nothing changed since
+    hub.record_changed_owners("failed-run", "service_ticket",
+                              pd.DataFrame({"source_system": ["tryton"], "owner_id": [link["source_id"]]}))
+    scope = refresh.scope(hub, "next", customers, hashes, basis)
+    assert list(scope.customer_ids) == [link["customer_id"]] and scope.runs == {"failed-run"}
+    hub.record_changed_owners("big-run", "*", pd.DataFrame({"source_system": ["*"], "owner_id": ["*"]}))
+    everything = refresh.scope(hub, "next", customers, hashes, basis)
+    assert everything.customer_ids is None and everything.runs == {"failed-run", "big-run"}
+    hub.clear_changed_owners(everything.runs)
+    assert hub.read_table("changed_owners").empty
 
 
 def test_incremental_profiles_equal_a_full_recompute(runs):
