@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (and_, bindparam, create_engine, delete, event, false, func, insert, select, true,
                         update)
@@ -65,20 +66,17 @@ def _sqlite_page_cache(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _row_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple]:
-    return list(zip(*(frame[k].astype(object) for k in keys)))
-
-
-def _row_texts(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    """Each row's values as one text, nulls alike whether None, NaN or NaT, timestamps naive: comparable between a
-    frame read back from the hub and one about to be written."""
-    parts = []
-    for name in columns:
-        column = frame[name]
+def _same(new: pd.Series, old: pd.Series) -> np.ndarray:
+    """Per row, whether a value about to be written equals the one read back from the hub: nulls alike whether
+    None, NaN or NaT, timestamps compared naive (UTC)."""
+    values = []
+    for column in (new, old):
         if isinstance(column.dtype, pd.DatetimeTZDtype):
             column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-        parts.append(column.astype(object).where(column.notna(), None).map(str))
-    return ["\x1f".join(values) for values in zip(*parts)] if parts else [""] * len(frame)
+        values.append(column)
+    new, old = values
+    equal = np.asarray(new.astype(object).to_numpy() == old.astype(object).to_numpy(), dtype=bool)
+    return equal | (new.isna().to_numpy() & old.isna().to_numpy())
 
 
 def utcnow() -> datetime:
@@ -426,15 +424,19 @@ class HubStore:
         the rows that are new or differ in a column not in `ignore`, delete those whose key is gone, atomically.
         A reconcile changing 1 % of the customers rewrites those, not 300,000 crosswalk rows."""
         table = schema.metadata.tables[name]
-        compared = [c.name for c in table.columns if c.name not in ignore]
-        before = dict(zip(_row_keys(previous, keys), _row_texts(previous, compared))) if len(previous) else {}
-        after_keys = _row_keys(frame, keys)
-        changed = [before.get(k) != t for k, t in zip(after_keys, _row_texts(frame, compared))]
-        gone = list(set(before) - set(after_keys))
+        compared = [c.name for c in table.columns if c.name not in ignore and c.name not in keys]
+        after = pd.MultiIndex.from_frame(frame[list(keys)].astype(object))
+        before = pd.MultiIndex.from_frame(previous[list(keys)].astype(object)) if len(previous) else after[:0]
+        changed = ~after.isin(before)
+        if len(previous):
+            aligned = previous.set_axis(before).reindex(after)
+            for column in compared:
+                changed |= ~_same(frame[column], aligned[column])
+        gone = [tuple(k) for k in before[~before.isin(after)]]
         with self.engine.begin() as conn:
             self._delete_keys(conn, table, keys, gone)
             bulk.upsert_frame(conn, table, frame[changed], keys)
-        return {"written": int(sum(changed)), "deleted": len(gone)}
+        return {"written": int(changed.sum()), "deleted": len(gone)}
 
     def insert_rows(self, name: str, rows: list[dict]) -> None:
         if rows:
