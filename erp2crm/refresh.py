@@ -41,8 +41,10 @@ def basis(settings: EnrichmentSettings, fx_rates: pd.DataFrame, as_of: datetime)
 
 def customer_hashes(customers: pd.DataFrame) -> pd.Series:
     """Per customer (indexed like `customers`), a hash of the customer columns its profile is built from."""
-    values = customers[CUSTOMER_COLUMNS].astype(object).where(customers[CUSTOMER_COLUMNS].notna(), None)
-    return pd.util.hash_pandas_object(values.astype(str), index=False).map("{:016x}".format)
+    columns = customers[CUSTOMER_COLUMNS]
+    present = columns.notna().add_suffix(" present")  # so that a null and the text "None" differ
+    text = columns.astype(object).where(present.to_numpy(), "").astype(str)
+    return pd.util.hash_pandas_object(pd.concat([text, present], axis=1), index=False).map("{:016x}".format)
 
 
 @dataclass

@@ -144,3 +144,15 @@ def test_a_rank_change_reaches_customers_whose_own_data_did_not_change(runs):
     pushed_out = {c for c in before if c in after and before[c]["segment"] == "most_valuable"
                   and after[c]["segment"] != "most_valuable"} - runs["touched"]
     assert pushed_out  # so the equality above covers reranking
+
+
+def test_a_customer_hash_changes_with_every_column_a_profile_is_built_from():
+    from erp2crm.refresh import CUSTOMER_COLUMNS, customer_hashes
+
+    base = {c: "x" for c in CUSTOMER_COLUMNS}
+    variants = [base, {**base, "city": None}, {**base, "city": "None"}, {**base, "city": ""},
+                {**base, "is_company": True}, {**base, "is_company": False}]
+    variants += [{**base, c: "y"} for c in CUSTOMER_COLUMNS]
+    hashes = customer_hashes(pd.DataFrame(variants))
+    assert hashes.nunique() == len(variants)
+    assert customer_hashes(pd.DataFrame([base, {**base, "region": "elsewhere"}])).nunique() == 1  # not in a profile
