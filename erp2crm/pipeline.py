@@ -416,9 +416,9 @@ def enrich_profiles(run_id: str, as_of: datetime) -> dict:
         customers = hub.read_table("customers")
         customers = customers[~customers["held"].fillna(False).astype(bool)].reset_index(drop=True)
         hashes = refresh.customer_hashes(customers)
-        scope = refresh.scope(hub, run_id, customers, hashes, basis)
-        customer_hash = dict(zip(customers["customer_id"], hashes))
         crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
+        scope = refresh.scope(hub, run_id, customers, hashes, basis, crosswalk)
+        customer_hash = dict(zip(customers["customer_id"], hashes))
         where = None
         if scope.customer_ids is not None:
             chosen = customers["customer_id"].isin(scope.customer_ids)

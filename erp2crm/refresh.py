@@ -55,8 +55,10 @@ class Scope:
     runs: set[str]                 # the runs whose recorded changes this recompute takes in
 
 
-def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series, current_basis: str) -> Scope:
-    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`. The changes
+def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series, current_basis: str,
+          crosswalk: pd.DataFrame) -> Scope:
+    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`, and the `crosswalk`
+    (source_system, source_id, customer_id). The changes
     recorded by every run since the last enrich count: a run that failed after its staging gate, or a quarantine
     replay, left documents changed whose profiles this run recomputes."""
     stored = hub.read_table("profiles", ["customer_id", "basis", "customer_hash"])
@@ -73,7 +75,6 @@ def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series
         return Scope(None, stale, "a run's staging gate did not record which customers its changes reach", runs)
     known = dict(zip(stored["customer_id"], stored["customer_hash"]))
     changed = customers["customer_id"][[known.get(c) != h for c, h in zip(customers["customer_id"], hashes)]]
-    crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
     reached = crosswalk.merge(_changed_records(hub, pending), on=["source_system", "source_id"])["customer_id"]
     ids = pd.Index(pd.concat([changed, reached]).unique(), dtype=object)
     return Scope(ids[ids.isin(customers["customer_id"])], stale, "changed customers only", runs)

@@ -119,14 +119,15 @@ def test_changes_wait_for_the_enrich_that_takes_them_in(runs):
     customers = customers[~customers["held"]].reset_index(drop=True)
     hashes = refresh.customer_hashes(customers)
     basis = hub.read_table("profiles")["basis"].iloc[0]
-    link = hub.read_table("crosswalk").query("source_system == 'tryton'").iloc[0]
-    assert refresh.scope(hub, "next", customers, hashes, basis).customer_ids.empty  # nothing changed since
+    crosswalk = hub.read_table("crosswalk", ["source_system", "source_id", "customer_id"])
+    link = crosswalk.query("source_system == 'tryton'").iloc[0]
+    assert refresh.scope(hub, "next", customers, hashes, basis, crosswalk).customer_ids.empty  # nothing changed since
     hub.record_changed_owners("failed-run", "service_ticket",
                               pd.DataFrame({"source_system": ["tryton"], "owner_id": [link["source_id"]]}))
-    scope = refresh.scope(hub, "next", customers, hashes, basis)
+    scope = refresh.scope(hub, "next", customers, hashes, basis, crosswalk)
     assert list(scope.customer_ids) == [link["customer_id"]] and scope.runs == {"failed-run"}
     hub.record_changed_owners("big-run", "*", pd.DataFrame({"source_system": ["*"], "owner_id": ["*"]}))
-    everything = refresh.scope(hub, "next", customers, hashes, basis)
+    everything = refresh.scope(hub, "next", customers, hashes, basis, crosswalk)
     assert everything.customer_ids is None and everything.runs == {"failed-run", "big-run"}
     hub.clear_changed_owners(everything.runs)
     assert hub.read_table("changed_owners").empty
