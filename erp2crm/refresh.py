@@ -57,10 +57,10 @@ class Scope:
 
 def scope(hub: HubStore, run_id: str, customers: pd.DataFrame, hashes: pd.Series, current_basis: str,
           crosswalk: pd.DataFrame) -> Scope:
-    """What this run recomputes, of `customers` (those not held) with their `customer_hashes`, and the `crosswalk`
-    (source_system, source_id, customer_id). The changes
-    recorded by every run since the last enrich count: a run that failed after its staging gate, or a quarantine
-    replay, left documents changed whose profiles this run recomputes."""
+    """What this run recomputes, of `customers` (those not held) with their `customer_hashes` and the `crosswalk`
+    (source_system, source_id, customer_id). The changes recorded by every run since the last enrich count: a run
+    that failed after its staging gate, or a quarantine replay, left documents changed whose profiles this run
+    recomputes."""
     stored = hub.read_table("profiles", ["customer_id", "basis", "customer_hash"])
     stale = sorted(set(stored["customer_id"]) - set(customers["customer_id"]))
     pending = hub.read_table("changed_owners")
