@@ -98,7 +98,8 @@ profiles = Table(
     Column("customer_id", KEY_TYPE, primary_key=True),
     Column("profile", Text, nullable=False),  # JSON: the profile's fields; columns below are the queried ones
     Column("segment", String(32)), Column("net_value", Float), Column("clv", Float),
-    Column("churn_risk", Float), Column("push_ready", Boolean, default=True),
+    Column("churn_risk", Float),
+    Column("push_ready", Boolean, default=True),  # null: recomputed, not yet checked by the profile gate
     Column("computed_at", DateTime), Column("run_id", KEY_TYPE),
     Column("profile_hash", String(64)),  # of the profile's JSON: a push rebuilds a payload only when it changed
     Column("basis", String(64)),  # of what every profile depends on besides its data (erp2crm.refresh.basis)
