@@ -66,15 +66,16 @@ def _sqlite_page_cache(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _naive(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert("UTC").dt.tz_localize(None)
+    return column
+
+
 def _same(new: pd.Series, old: pd.Series) -> np.ndarray:
     """Per row, whether a value about to be written equals the one read back from the hub: nulls alike whether
     None, NaN or NaT, timestamps compared naive (UTC)."""
-    values = []
-    for column in (new, old):
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-        values.append(column)
-    new, old = values
+    new, old = _naive(new), _naive(old)
     equal = np.asarray(new.astype(object).to_numpy() == old.astype(object).to_numpy(), dtype=bool)
     return equal | (new.isna().to_numpy() & old.isna().to_numpy())
 
@@ -167,19 +168,17 @@ class HubStore:
         """Forget the changed owners of these runs: an enrich has recomputed their profiles."""
         table = schema.changed_owners
         with self.engine.begin() as conn:
-            for run_id in run_ids:
-                conn.execute(delete(table).where(table.c.run_id == run_id))
+            conn.execute(delete(table).where(table.c.run_id.in_(sorted(run_ids))))
 
     def record_changed_owners(self, run_id: str, entity: str, owners: pd.DataFrame) -> int:
         """Add (source_system, owner_id) rows to this run's changed owners of `entity` ("*": every profile is to
-        be recomputed), kept until an enrich has recomputed their profiles (erp2crm.refresh)."""
+        be recomputed), kept until an enrich has recomputed their profiles (erp2crm.refresh). An upsert on the
+        whole row: a retried gate adds to what its first try recorded."""
         table = schema.changed_owners
-        mine = and_(table.c.run_id == run_id, table.c.entity == entity)
-        with self.engine.begin() as conn:  # a retried gate adds to what its first try recorded
-            before = pd.read_sql(select(table.c.source_system, table.c.owner_id).where(mine), conn)
-            owners = pd.concat([before, owners[["source_system", "owner_id"]].astype(object)]).dropna().drop_duplicates()
-            conn.execute(delete(table).where(mine))
-            bulk.insert_frame(conn, table, owners.assign(run_id=run_id, entity=entity))
+        owners = owners[["source_system", "owner_id"]].astype(object).dropna().drop_duplicates()
+        with self.engine.begin() as conn:
+            bulk.upsert_frame(conn, table, owners.assign(run_id=run_id, entity=entity),
+                              tuple(c.name for c in table.primary_key))
         return len(owners)
 
     def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> int:
@@ -203,7 +202,7 @@ class HubStore:
         if keys.empty:
             return
         with self.engine.begin() as conn:
-            self._delete_keys(conn, schema.ENTITY_TABLES[entity], ("source_system", "source_id"),
+            bulk.delete_keys(conn, schema.ENTITY_TABLES[entity], ("source_system", "source_id"),
                               list(zip(keys["source_system"], keys["source_id"])))
 
     def upsert_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...], remove: list[tuple] = ()) -> None:
@@ -213,23 +212,9 @@ class HubStore:
             return
         table = schema.metadata.tables[name]
         with self.engine.begin() as conn:
-            self._delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows] + list(remove))
+            bulk.delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows] + list(remove))
             if rows:
                 conn.execute(insert(table), rows)
-
-    @staticmethod
-    def _delete_keys(conn, table, key_columns: tuple[str, ...], keys: list[tuple], batch: int = 500) -> None:
-        # The leading key columns as equalities and the last one as an IN list, in batches (one IN list per call
-        # would pass SQLite's limit on bound parameters at scale): SQLite scans the whole table for a row-value IN,
-        # 0.11 s a batch in a push state of 156,000 rows, where this form reads its primary key index.
-        *leading, last = key_columns
-        groups: dict[tuple, list] = {}
-        for key in keys:
-            groups.setdefault(tuple(key[:-1]), []).append(key[-1])
-        for prefix, values in groups.items():
-            equal = [table.c[c] == v for c, v in zip(leading, prefix)]
-            for start in range(0, len(values), batch):
-                conn.execute(delete(table).where(*equal, table.c[last].in_(values[start:start + batch])))
 
     # --- quarantine -----------------------------------------------------------------------------------
     def add_quarantine(self, run_id: str, stage: str, entity: str, rows: pd.DataFrame, key_columns: tuple[str, ...]) -> int:
@@ -340,7 +325,7 @@ class HubStore:
         frame = fresh[[c.name for c in table.columns if c.name != "normaliser"]].assign(normaliser=normaliser)
         with self.engine.begin() as conn:
             conn.execute(delete(table).where(table.c.normaliser != normaliser))
-            self._delete_keys(conn, table, ("unique_id",), [(key,) for key in gone])
+            bulk.delete_keys(conn, table, ("unique_id",), [(key,) for key in gone])
             bulk.upsert_frame(conn, table, frame, ("unique_id",))
 
     def reviews(self, statuses: tuple[str, ...] = ("pending",)) -> pd.DataFrame:
@@ -434,7 +419,7 @@ class HubStore:
                 changed |= ~_same(frame[column], aligned[column])
         gone = [tuple(k) for k in before[~before.isin(after)]]
         with self.engine.begin() as conn:
-            self._delete_keys(conn, table, keys, gone)
+            bulk.delete_keys(conn, table, keys, gone)
             bulk.upsert_frame(conn, table, frame[changed], keys)
         return {"written": int(changed.sum()), "deleted": len(gone)}
 

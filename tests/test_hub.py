@@ -361,3 +361,17 @@ def test_merge_frame_writes_only_changed_rows_and_deletes_gone_ones(hub):
     assert hub.merge_frame("crosswalk", third, hub.read_table("crosswalk"), ("source_system", "source_id"),
                            ignore=("linked_at", "run_id")) == {"written": 0, "deleted": 1}
     assert sorted(hub.read_table("crosswalk")["source_id"]) == ["1", "3", "4"]
+
+
+def test_changed_owners_add_up_over_a_retried_gate_and_clear_by_run(hub):
+    """The changed owners are an upsert on the whole row (all key, on PostgreSQL too): a retried staging gate adds
+    to what its first try recorded, without duplicates, and an enrich clears the runs it took in."""
+    hub.migrate()
+    owners = pd.DataFrame({"source_system": ["odoo", "odoo"], "owner_id": ["1", "2"]})
+    hub.record_changed_owners("r1", "order", owners)
+    hub.record_changed_owners("r1", "order", pd.DataFrame({"source_system": ["odoo", "odoo"], "owner_id": ["2", "3"]}))
+    hub.record_changed_owners("r2", "payment", owners.iloc[:1])
+    stored = hub.read_table("changed_owners")
+    assert sorted(stored.loc[stored["run_id"] == "r1", "owner_id"]) == ["1", "2", "3"]
+    hub.clear_changed_owners({"r1"})
+    assert hub.read_table("changed_owners")[["run_id", "owner_id"]].values.tolist() == [["r2", "1"]]
