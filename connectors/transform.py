@@ -77,20 +77,31 @@ def _apply(spec: FieldSpec, chunk: pd.DataFrame, lookups: dict) -> pd.Series:
     if spec.transform:
         values = _TRANSFORMS[spec.transform](values)
     if spec.divide_by:
-        values = pd.to_numeric(values, errors="coerce") / spec.divide_by
+        values = _arithmetic(values, lambda numbers: numbers / spec.divide_by)
     if spec.times:
         # Rounded to 6 decimals: the product of two decimals should not carry binary noise (89.89000000000001).
-        values = (pd.to_numeric(values, errors="coerce") * pd.to_numeric(chunk[spec.times], errors="coerce")).round(6)
+        values = _arithmetic(values, lambda numbers: (numbers * pd.to_numeric(chunk[spec.times], errors="coerce")).round(6))
     if spec.negate_when:
         flags = _text(chunk[spec.negate_when.column]).isin([_as_text(v) for v in spec.negate_when.equals])
-        numbers = pd.to_numeric(values, errors="coerce")
-        values = numbers.where(~flags, -numbers.abs())
+        values = _arithmetic(values, lambda numbers: numbers.where(~flags, -numbers.abs()))
     if spec.default is not None:
         values = values.astype(object).where(pd.notna(values), spec.default)
     for rule in spec.when:
         hit = _text(chunk[rule.column]).isin([_as_text(v) for v in rule.equals])
         values = values.astype(object).where(~hit, rule.value)
     return values
+
+
+def _arithmetic(values: pd.Series, compute) -> pd.Series:
+    """`compute` on the values as numbers; a value that is not a number stays as it was sent, so that the mapping
+    reports it (parse_errors) instead of passing on a silent null."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    result = compute(numbers)
+    unreadable = (values.notna() & numbers.isna()).to_numpy()
+    if unreadable.any():
+        result = result.astype(object)
+        result[unreadable] = values[unreadable]
+    return result
 
 
 def _strip(s):

@@ -8,8 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -128,26 +131,71 @@ def stage_source(hub: HubStore, run_id: str, config: SyncConfig, source_name: st
     source = open_source(source_cfg)
     held = hub.held_quarantine(stage="staging")
     held = held[held["source_system"] == source_name]
+    streams = [(entity, sorted(set(held.loc[held["entity"] == entity, "record_id"].dropna())))
+               for entity in source.mapping.streams]
+    job = (hub, run_id, source, source_cfg.chunk_size, window, recheck_held, held_only)
+    sizes = _parallel_stream_sizes(hub, source, window, held_only)
+    if sizes:
+        global _PENDING_EXTRACT
+        _PENDING_EXTRACT = job
+        try:  # the largest streams first, so that the two processes finish close together
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+                ordered = sorted(streams, key=lambda stream: -sizes[stream[0]])
+                staged = dict(zip([entity for entity, _ in ordered], pool.map(_stage_stream_forked, ordered)))
+        finally:
+            _PENDING_EXTRACT = None
+    else:
+        staged = {entity: _stage_stream(*job, entity, held_ids) for entity, held_ids in streams}
     counts: dict = {"rechecked": {}}
-    for entity in source.mapping.streams:
-        held_ids = sorted(set(held.loc[held["entity"] == entity, "record_id"].dropna()))
-        seen: set[str] = set()
-        rechecked = [0]
-
-        def chunks(entity=entity, held_ids=held_ids, seen=seen, rechecked=rechecked):
-            if not held_only:
-                for chunk in source.extract(entity, window, source_cfg.chunk_size):
-                    seen.update(chunk["source_id"].dropna())
-                    yield chunk
-            if recheck_held or held_only:
-                wanted = [k for k in held_ids if k not in seen]
-                for chunk in source.extract_keys(entity, wanted, source_cfg.chunk_size):
-                    rechecked[0] += len(chunk)
-                    yield chunk
-
-        counts[entity] = hub.write_staged(entity, run_id, source_name, chunks())
-        counts["rechecked"][entity] = rechecked[0]
+    for entity, _ in streams:
+        counts[entity], counts["rechecked"][entity] = staged[entity]
     return counts
+
+
+PARALLEL_EXTRACT_FROM = 200_000  # rows in a source's tables; below this, forking costs more than it saves
+_PENDING_EXTRACT: tuple | None = None  # what forked extract workers read, instead of pickling it to them
+
+
+def _parallel_stream_sizes(hub: HubStore, source, window, held_only: bool) -> dict[str, int] | None:
+    """The rows of each stream's table when the source's streams are to be extracted two at a time, in forked
+    processes: a full read of a large database source into landing files. Otherwise None: an API source is paced
+    by its server and its client must not be shared across a fork; landing tables in the hub would have two
+    writers; a daemonic process (a Celery prefork child, say) may not start children."""
+    from connectors.sql import SqlSource
+
+    full_read = window is None or window.start is None
+    if not (isinstance(source, SqlSource) and full_read and not held_only and hub.landing is not None
+            and (os.cpu_count() or 1) >= 2 and not multiprocessing.current_process().daemon):
+        return None
+    sizes = source.table_rows()
+    return sizes if sum(sizes.values()) >= PARALLEL_EXTRACT_FROM else None
+
+
+def _stage_stream_forked(stream: tuple[str, list[str]]) -> tuple[int, int]:
+    hub, run_id, source, chunk_size, window, recheck_held, held_only = _PENDING_EXTRACT
+    source.after_fork()
+    return _stage_stream(hub, run_id, source, chunk_size, window, recheck_held, held_only, *stream)
+
+
+def _stage_stream(hub: HubStore, run_id: str, source, chunk_size: int, window, recheck_held: bool, held_only: bool,
+                  entity: str, held_ids: list[str]) -> tuple[int, int]:
+    """One stream's landing partition; returns its rows and how many of them were held rows read again by key."""
+    seen: set[str] = set()
+    rechecked = 0
+
+    def chunks():
+        nonlocal rechecked
+        if not held_only:
+            for chunk in source.extract(entity, window, chunk_size):
+                seen.update(chunk["source_id"].dropna())
+                yield chunk
+        if recheck_held or held_only:
+            wanted = [k for k in held_ids if k not in seen]
+            for chunk in source.extract_keys(entity, wanted, chunk_size):
+                rechecked += len(chunk)
+                yield chunk
+
+    return hub.write_staged(entity, run_id, source.name, chunks()), rechecked
 
 
 # --- quality gates -----------------------------------------------------------------------------------------
@@ -168,26 +216,37 @@ def validate_staged(run_id: str, enforce_threshold: bool = True) -> dict:
     # Which customers this run's document changes reach, for enrich (erp2crm.refresh): not on a full refresh,
     # which recomputes every profile anyway, nor past a size where recomputing every profile is as quick.
     track = not (hub.run(run_id) or {}).get("full_refresh", False)
-    with _stage(hub, run_id, "validate:staging") as counts:
+    with _stage(hub, run_id, "validate:staging") as counts, ThreadPoolExecutor(1) as writer:
         known = None  # current customer keys, read once after the customer records are through the gate
-        results = []
-        for entity in ENTITIES:  # customer_record first
-            staged = hub.read_staged(entity, run_id)
-            if entity != "customer_record" and known is None:
-                known = hub.read_entity("customer_record", ["source_system", "source_id"])
-            result = quality.validate(staged, entity, known_customers=known)
-            results.append(result)
-            track = track and len(staged) <= MAX_TRACKED_ROWS
-            if track and entity in OWNER_COLUMNS:  # before the upsert: an owner replaced or removed counts too
+        results, landings = [], {}
+
+        def land(entity: str, result, staged: pd.DataFrame, track_owners: bool) -> dict:
+            if track_owners:  # before the upsert: an owner replaced or removed counts too
                 _record_changed_owners(hub, run_id, entity, staged)
             hub.upsert_entity(entity, result.passed, run_id)
             hub.delete_entity_rows(entity, result.quarantined)  # a newer bad version must not leave a stale good one
             settled = hub.settle_quarantine(run_id, "staging", entity, result.quarantined,
                                             ("source_system", "source_id"), checked=staged)
-            counts[entity] = {**_gate_counts(result), "released": settled["released"], "warnings": result.warnings}
+            return {**_gate_counts(result), "released": settled["released"], "warnings": result.warnings}
+
+        # One entity's rows are written (SQLite's inserts run outside the GIL) while the next one is validated.
+        for entity in ENTITIES:  # customer_record first
+            staged = hub.read_staged(entity, run_id)
+            if entity != "customer_record" and known is None:
+                landings["customer_record"].result()  # documents are checked against the customers just written
+                known = hub.read_entity("customer_record", ["source_system", "source_id"])
+            result = quality.validate(staged, entity, known_customers=known)
+            results.append(replace(result, passed=result.passed.iloc[:0]))  # for Data Docs: not the rows
+            track = track and len(staged) <= MAX_TRACKED_ROWS
+            for earlier in landings.values():
+                earlier.result()  # one entity waits to be written at most; a failed write stops the gate here
+            landings[entity] = writer.submit(land, entity, result, staged, track and entity in OWNER_COLUMNS)
             was_held = held_before.loc[held_before["entity"] == entity]
             _count_new_failures(per_source, staged, result.quarantined,
                                 set(zip(was_held["source_system"], was_held["record_id"])))
+            del staged, result  # the writer holds them until they are written
+        for entity, landed in landings.items():
+            counts[entity] = landed.result()
         counts["sources"] = per_source
         counts["owners_tracked"] = track
         if not track:  # the next enrich recomputes every profile (erp2crm.refresh)

@@ -181,22 +181,22 @@ class HubStore:
                               tuple(c.name for c in table.primary_key))
         return len(owners)
 
-    def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> int:
-        """Make `df` the current version of its rows (keyed by source_system, source_id)."""
+    def upsert_entity(self, entity: str, df: pd.DataFrame, run_id: str) -> None:
+        """Make `df` the current version of its rows (keyed by source_system, source_id); of two rows with the same
+        key, the last one."""
         if df.empty:
-            return 0
+            return
         keys = ("source_system", "source_id")
         frame = coerce(df, ENTITIES[entity].fields)
-        repeated = frame.duplicated(list(keys), keep="last")
+        frame["run_id"] = run_id
+        if self._sqlite_file:  # INSERT OR REPLACE in the frame's order keeps the last row of a key
+            bulk.upsert_sqlite_file(self._sqlite_file, schema.ENTITY_TABLES[entity], frame, keys)
+            return
+        repeated = frame.duplicated(list(keys), keep="last")  # ON CONFLICT cannot update a row twice
         if repeated.any():  # filtering copies every column: only when there is something to drop
             frame = frame[~repeated]
-        frame["run_id"] = run_id
-        if self._sqlite_file:
-            bulk.upsert_sqlite_file(self._sqlite_file, schema.ENTITY_TABLES[entity], frame, keys)
-        else:
-            with self.engine.begin() as conn:
-                bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], frame, keys)
-        return len(frame)
+        with self.engine.begin() as conn:
+            bulk.upsert_frame(conn, schema.ENTITY_TABLES[entity], frame, keys)
 
     def delete_entity_rows(self, entity: str, keys: pd.DataFrame) -> None:
         if keys.empty:

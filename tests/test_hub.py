@@ -273,7 +273,7 @@ def test_sqlite_reads_through_arrow_as_through_the_cursor(tmp_path, monkeypatch,
     def both(entity):
         through_arrow = hub.read_entity(entity)
         with monkeypatch.context() as m:
-            m.setattr(bulk, "_typed_first_row", lambda query: None)
+            m.setattr(bulk, "typed_first_row", lambda query: None)
             return through_arrow, hub.read_entity(entity)
 
     for entity in ("customer_record", "order"):

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from connectors.mapping import load_mapping
 from connectors.outbound import load_outbound
 from connectors.sql import SqlSource
+from erp2crm.canonical import PARSE_ERRORS
 from connectors.window import Window
 from erp2crm.errors import ConfigError
 from erp2crm.paths import MAPPINGS
@@ -162,6 +163,43 @@ def test_sql_source_window_uses_first_non_null_update_column(shop):
     window = Window(datetime(2026, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 31, tzinfo=timezone.utc))
     assert list(_all(shop, "customer_record", window)["source_id"]) == ["1"]  # write_date 03-01; 3 is in April
     assert list(_all(shop, "order", window)["source_id"]) == ["12", "13"]
+
+
+def test_a_sqlite_source_reads_through_arrow_what_sqlalchemy_reads(shop, monkeypatch, caplog):
+    """A SQLite source is read through ADBC into Arrow; mapped, its rows equal those read through SQLAlchemy. A value
+    of another type than its column's (SQLite keeps text in a REAL column) stops the Arrow read part-way: the rest
+    of the rows come through SQLAlchemy, each row once, and the mapping reports the value."""
+    import pandas as pd
+
+    import connectors.sql as sql_source
+    from hub import bulk
+
+    con = sqlite3.connect(shop.engine.url.database)
+    con.executemany("insert into orders values (?, 1, 's', 0, ?, 'sale', 'EUR', '2026-03-08 10:00:00', null)",
+                    [(20 + i, i * 1.5) for i in range(6)])
+    con.commit()
+    arrow_reads = []
+    batches = bulk.sqlite_batches
+    monkeypatch.setattr(bulk, "sqlite_batches", lambda *a, **k: arrow_reads.append(a[1]) or batches(*a, **k))
+
+    def both(entity):
+        through_arrow = _all(shop, entity)
+        with monkeypatch.context() as m:
+            m.setattr(sql_source, "_arrow_sql", lambda conn, query: None)
+            return through_arrow, _all(shop, entity)
+
+    for entity in ("customer_record", "order"):
+        pd.testing.assert_frame_equal(*both(entity))
+    assert len(arrow_reads) >= 4 and "instead of Arrow" not in caplog.text  # streams and lookups through Arrow
+
+    con.execute("update orders set amount = 'n/a' where id = 22")  # in the 4th chunk of 2 rows
+    con.commit()
+    con.close()
+    through_arrow, through_sqlalchemy = both("order")
+    pd.testing.assert_frame_equal(through_arrow, through_sqlalchemy)
+    assert "instead of Arrow" in caplog.text
+    assert through_arrow["source_id"].tolist() == ["10", "11", "12", "13", "20", "21", "22", "23", "24", "25"]
+    assert "[not_a_number] total_amount 'n/a'" in through_arrow.set_index("source_id").at["22", PARSE_ERRORS]
 
 
 def test_unknown_table_or_column_is_a_config_error_naming_mapping_and_field(tmp_path, shop):

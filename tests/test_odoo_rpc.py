@@ -140,10 +140,12 @@ def test_documents_addressed_to_a_contact_person_belong_to_its_company(demo_db, 
             assert owner("service_ticket", [str(ticket)]) == {"999999"}, name  # kept: held as orphan_customer
 
 
-def test_an_incremental_window_reads_only_the_lookup_rows_it_needs(demo_db, tmp_path):
+def test_an_incremental_window_reads_only_the_lookup_rows_it_needs(demo_db, tmp_path, monkeypatch):
     """One order line changed: its order, product, template, category and partner are read by key, not the
     whole of every lookup table (which a full read does, once)."""
     from sqlalchemy import event
+
+    from hub import bulk
 
     db = tmp_path / "odoo.db"
     shutil.copy(demo_db, db)
@@ -154,6 +156,8 @@ def test_an_incremental_window_reads_only_the_lookup_rows_it_needs(demo_db, tmp_
     source = _sql(db)
     statements = []
     event.listen(source.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    batches = bulk.sqlite_batches  # the rows themselves are read through ADBC
+    monkeypatch.setattr(bulk, "sqlite_batches", lambda *args, **kw: statements.append(args[1]) or batches(*args, **kw))
     changed = _all(source, "order_line", Window(now - timedelta(seconds=5), now + timedelta(seconds=5)))
     reads = [q for q in statements if q.lstrip().upper().startswith("SELECT") and "sqlite_" not in q]
     lookups = [q for q in reads if "sale_order_line" not in q]  # the stream's own query is the one with it
