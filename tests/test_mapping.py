@@ -12,8 +12,8 @@ from sqlalchemy import create_engine
 from connectors.mapping import load_mapping
 from connectors.outbound import load_outbound
 from connectors.sql import SqlSource
-from erp2crm.canonical import PARSE_ERRORS
 from connectors.window import Window
+from erp2crm.canonical import PARSE_ERRORS
 from erp2crm.errors import ConfigError
 from erp2crm.paths import MAPPINGS
 
