@@ -1,12 +1,16 @@
 """A full read of a large database source extracts its streams two at a time, in forked processes, into the same
-landing partitions as one at a time; a stream that fails there fails the extract with its own error."""
+landing partitions as one at a time, from SQLite (read through ADBC) and from PostgreSQL (each process on its own
+connections); a stream that fails there fails the extract with its own error."""
 from __future__ import annotations
 
 import os
+import uuid
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
+from connectors.registry import open_source
 from connectors.sql import SqlSource
 from demodata import generate
 from erp2crm import local, pipeline
@@ -14,16 +18,32 @@ from erp2crm.canonical import ENTITIES
 from erp2crm.config import load_config
 from erp2crm.demo import connections
 from erp2crm.errors import TransientError
+from servers.database import admin_engine_or_skip
+from test_source_contract import PG, _copy_demo_database
 
 TOKEN = "parallel-extract-token-77c1"
 
 
-@pytest.fixture
-def odoo(airflow_db, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def odoo(request, airflow_db, tmp_path):
     generate(tmp_path / "erp", n_customers=40, seed=5)
-    local.configure(tmp_path, connections(tmp_path, tmp_path / "erp", "http://127.0.0.1:9", TOKEN))
+    conns = connections(tmp_path, tmp_path / "erp", "http://127.0.0.1:9", TOKEN)
+    database = None
+    if request.param == "postgresql":
+        admin = admin_engine_or_skip(PG, "PostgreSQL")
+        database = f"erp2crm_parallel_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
+        _copy_demo_database(tmp_path / "erp" / "odoo.db", PG.rsplit("/", 1)[0] + f"/{database}")
+        conns["odoo_default"] = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
+                                 "schema": database}
+    local.configure(tmp_path, conns)
     config = load_config()
-    return pipeline.hub_store(config), config
+    assert open_source(config.source("odoo")).engine.dialect.name == request.param
+    yield pipeline.hub_store(config), config
+    if database:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{database}" WITH (FORCE)'))
 
 
 def test_streams_extracted_in_two_processes_land_as_one_at_a_time(odoo, tmp_path, monkeypatch):
