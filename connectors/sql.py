@@ -186,7 +186,7 @@ class SqlSource:
                         read.append(frame[key].to_numpy())
                         yield frame
                 return
-            except OSError as e:
+            except _arrow_errors() as e:
                 log.warning("source %r: reading through SQLAlchemy instead of Arrow: %s", self.name, e)
         done = pd.Index(np.concatenate(read)) if read else None
         for chunk in pd.read_sql(query, conn, chunksize=chunk_size):
@@ -200,7 +200,7 @@ class SqlSource:
                 parts = [_source_frame(batch, query) for batch in
                          bulk.sqlite_batches(bulk.sqlite_file(conn.engine.url), arrow_sql, 200_000, read_only=True)]
                 return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-            except OSError as e:
+            except _arrow_errors() as e:
                 log.warning("source %r: reading through SQLAlchemy instead of Arrow: %s", self.name, e)
         return pd.read_sql(query, conn)
 
@@ -290,6 +290,14 @@ def _arrow_sql(conn, query) -> str | None:
     except (SQLAlchemyError, NotImplementedError, TypeError, ValueError):
         return None
     return f"SELECT {first_row} UNION ALL SELECT * FROM ({sql})"
+
+
+def _arrow_errors() -> tuple[type[Exception], ...]:
+    """What stops a read through ADBC, after which SQLAlchemy reads the rows: a value of another type than its column's
+    (OSError), or the driver failing to open or read the file, which SQLAlchemy then reports and classifies."""
+    from adbc_driver_manager import Error
+
+    return OSError, Error
 
 
 def _source_frame(batch: pa.RecordBatch, query) -> pd.DataFrame:

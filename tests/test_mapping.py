@@ -201,6 +201,11 @@ def test_a_sqlite_source_reads_through_arrow_what_sqlalchemy_reads(shop, monkeyp
     assert through_arrow["source_id"].tolist() == ["10", "11", "12", "13", "20", "21", "22", "23", "24", "25"]
     assert "[not_a_number] total_amount 'n/a'" in through_arrow.set_index("source_id").at["22", PARSE_ERRORS]
 
+    caplog.clear()  # the driver cannot open the file: SQLAlchemy reads it (and would report what is wrong)
+    monkeypatch.setattr(bulk, "sqlite_file", lambda url: "/nonexistent-erp2crm/shop.db")
+    pd.testing.assert_frame_equal(_all(shop, "order"), through_sqlalchemy)
+    assert "failed to open" in caplog.text
+
 
 def test_unknown_table_or_column_is_a_config_error_naming_mapping_and_field(tmp_path, shop):
     broken = shop.mapping.model_copy(deep=True)
