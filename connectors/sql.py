@@ -13,7 +13,6 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import MetaData, String, Table, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchTableError, OperationalError, SQLAlchemyError
@@ -24,7 +23,7 @@ from connectors.transform import _first_non_null, _text, lookup_series, map_chun
 from connectors.window import Window
 from erp2crm.errors import ConfigError, TransientError
 from hub import bulk
-from hub.frames import arrow_text
+from hub.frames import arrow_frame
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +174,12 @@ class SqlSource:
         1.3 s instead of 5.1 s through SQLAlchemy's rows. SQLite lets a value of any type sit in any column; one of
         another type than its column's declared one stops the Arrow read, and the rest of the rows (those whose `key`
         was not read yet) come through SQLAlchemy, so that the mapping reports the value."""
-        arrow_sql = _arrow_sql(conn, query)
+        arrow = _arrow_read(conn, query)
         read: list[np.ndarray] = []
-        if arrow_sql is not None:
+        if arrow is not None:
             try:
-                database = bulk.sqlite_file(conn.engine.url)
-                for batch in bulk.sqlite_batches(database, arrow_sql, chunk_size, read_only=True):
-                    frame = _source_frame(batch, query)
+                for batch in bulk.sqlite_batches(*arrow, chunk_size, read_only=True):
+                    frame = arrow_frame(batch, nullable_integers=False)
                     if len(frame):
                         read.append(frame[key].to_numpy())
                         yield frame
@@ -194,11 +192,11 @@ class SqlSource:
 
     def _read_all(self, conn, query) -> pd.DataFrame:
         """All the rows of `query` at once (a lookup table, a batch of keys), as `_frames` reads them."""
-        arrow_sql = _arrow_sql(conn, query)
-        if arrow_sql is not None:
+        arrow = _arrow_read(conn, query)
+        if arrow is not None:
             try:
-                parts = [_source_frame(batch, query) for batch in
-                         bulk.sqlite_batches(bulk.sqlite_file(conn.engine.url), arrow_sql, 200_000, read_only=True)]
+                parts = [arrow_frame(batch, nullable_integers=False)
+                         for batch in bulk.sqlite_batches(*arrow, 200_000, read_only=True)]
                 return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
             except _arrow_errors() as e:
                 log.warning("source %r: reading through SQLAlchemy instead of Arrow: %s", self.name, e)
@@ -279,17 +277,16 @@ class _KeyedLookups(dict):
         self.missing: dict[tuple, set] = {}
 
 
-def _arrow_sql(conn, query) -> str | None:
-    """The SQL that reads `query` through ADBC (a typed placeholder row first), or None: not a SQLite file, a column
-    type without a placeholder, or a bound value without a literal form."""
-    first_row = bulk.typed_first_row(query)
-    if bulk.sqlite_file(conn.engine.url) is None or first_row is None:
+def _arrow_read(conn, query) -> tuple[str, str, str] | None:
+    """(database file, SQL, placeholder row) to read `query` through ADBC, or None: not a SQLite file, a column type
+    without a placeholder, or a bound value without a literal form."""
+    database, first_row = bulk.sqlite_file(conn.engine.url), bulk.typed_first_row(query)
+    if database is None or first_row is None:
         return None
     try:
-        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        return database, str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})), first_row
     except (SQLAlchemyError, NotImplementedError, TypeError, ValueError):
         return None
-    return f"SELECT {first_row} UNION ALL SELECT * FROM ({sql})"
 
 
 def _arrow_errors() -> tuple[type[Exception], ...]:
@@ -298,23 +295,6 @@ def _arrow_errors() -> tuple[type[Exception], ...]:
     from adbc_driver_manager import Error
 
     return OSError, Error
-
-
-def _source_frame(batch: pa.RecordBatch, query) -> pd.DataFrame:
-    """An Arrow batch as `pd.read_sql` reads the same rows, so that the mapping sees the same values: integers as
-    int64, or float64 when a value is missing; text as objects (None for null), one Python string per distinct
-    value; reals as float64."""
-    frame = pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
-    for name, column in zip([c.name for c in query.selected_columns], batch.columns):
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            frame[name] = arrow_text(column)
-        elif pa.types.is_integer(column.type) and column.null_count == 0:
-            frame[name] = column.to_numpy()
-        elif pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-            frame[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            frame[name] = column.to_pandas()
-    return frame
 
 
 @contextmanager

@@ -40,7 +40,7 @@ def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str,
     first_row = typed_first_row(query)
     if database and first_row and not conn.in_transaction():
         try:
-            return _read_arrow(database, f"SELECT {first_row} UNION ALL SELECT * FROM ({sql})", fields, keep)
+            return _read_arrow(database, sql, first_row, fields, keep)
         except OSError as e:  # a value of another type than its column's (written by hand): read it as it is
             log.warning("hub read through the SQLite cursor instead of Arrow: %s", e)
     cursor = conn.connection.driver_connection.cursor()
@@ -83,21 +83,23 @@ def typed_first_row(query) -> str | None:
     return ", ".join(items)
 
 
-def _read_arrow(database: str, sql: str, fields: dict[str, str], keep: tuple[str, ...]) -> pd.DataFrame:
-    """`sql` (whose first row is the placeholder row) through ADBC into Arrow, a slice at a time. Against the
+def _read_arrow(database: str, sql: str, first_row: str, fields: dict[str, str], keep: tuple[str, ...]) -> pd.DataFrame:
+    """`sql` through ADBC into Arrow, a slice at a time (`sqlite_batches`). Against the
     Python driver's rows, 3M orders read in 6.1 s instead of 11.4 s and hold 0.67 GiB instead of 1.49 GiB: text
     repeated over millions of rows (a source system, a status, a currency) is one Python string, not one per row."""
-    parts = [_typed(arrow_frame(batch), fields, keep) for batch in sqlite_batches(database, sql, SLICE_ROWS)]
+    parts = [_typed(arrow_frame(batch), fields, keep)
+             for batch in sqlite_batches(database, sql, first_row, SLICE_ROWS)]
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def sqlite_batches(database: str, sql: str, batch_rows: int, read_only: bool = False) -> Iterator[pa.RecordBatch]:
-    """The rows of `sql`, a SELECT whose first row is a placeholder row (`typed_first_row`), as Arrow batches of up to
-    `batch_rows` rows without that row. A value of another type than its column's declared one raises OSError
+def sqlite_batches(database: str, sql: str, first_row: str, batch_rows: int,
+                   read_only: bool = False) -> Iterator[pa.RecordBatch]:
+    """The rows of `sql` as Arrow batches of up to `batch_rows` rows, read after a placeholder row of `first_row`
+    (`typed_first_row`), which is dropped. A value of another type than its column's declared one raises OSError
     mid-way. `read_only` opens the file read-only: an ERP's database is never written to."""
     with _adbc(database, read_only) as connection, connection.cursor() as cursor:
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
-        cursor.execute(sql)
+        cursor.execute(f"SELECT {first_row} UNION ALL SELECT * FROM ({sql})")
         for index, batch in enumerate(cursor.fetch_record_batch()):
             yield batch.slice(1) if index == 0 else batch
 

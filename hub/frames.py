@@ -54,14 +54,15 @@ def arrow_text(column: pa.Array | pa.ChunkedArray) -> pd.Series:
     return pd.Series(distinct[codes], dtype=object)
 
 
-def arrow_frame(data: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+def arrow_frame(data: pa.Table | pa.RecordBatch, nullable_integers: bool = True) -> pd.DataFrame:
     """An Arrow table's columns as a frame, one block per column (no 2-D copy): text by `arrow_text`, integers as
-    Int64 (exact past 2**53, where float64 is not), everything else as Arrow converts it."""
+    Int64 (exact past 2**53, where float64 is not), everything else as Arrow converts it. Without
+    `nullable_integers`, integers as `pd.read_sql` gives them: int64, or float64 when a value is missing."""
     raw = pd.DataFrame(index=pd.RangeIndex(data.num_rows))
     for name, column in zip(data.column_names, data.columns):
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             raw[name] = arrow_text(column)
-        elif pa.types.is_integer(column.type):
+        elif pa.types.is_integer(column.type) and nullable_integers:
             raw[name] = column.to_pandas(types_mapper={column.type: pd.Int64Dtype()}.get)
         else:
             raw[name] = column.to_pandas()

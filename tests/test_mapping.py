@@ -185,7 +185,7 @@ def test_a_sqlite_source_reads_through_arrow_what_sqlalchemy_reads(shop, monkeyp
     def both(entity):
         through_arrow = _all(shop, entity)
         with monkeypatch.context() as m:
-            m.setattr(sql_source, "_arrow_sql", lambda conn, query: None)
+            m.setattr(sql_source, "_arrow_read", lambda conn, query: None)
             return through_arrow, _all(shop, entity)
 
     for entity in ("customer_record", "order"):
