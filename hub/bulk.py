@@ -57,6 +57,55 @@ def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str,
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
+def read_rows(conn: Connection, query) -> pd.DataFrame:
+    """The rows of `query` as `pd.read_sql` gives them, except that text is objects (None for missing) on every
+    database, and that a column keeps its type when no row matches. On a SQLite file, through ADBC into Arrow
+    (`sqlite_batches`): the hub's own tables (push state, profiles, crosswalk) without SQLAlchemy's row
+    processing, which was most of an incremental run's reads, and without pandas' Arrow-backed strings, which are
+    slow to iterate in Python."""
+    database = sqlite_file(conn.engine.url)
+    first_row = typed_first_row(query)
+    if database and first_row and not conn.in_transaction():
+        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        try:
+            parts = [_as_read_sql(arrow_frame(batch, nullable_integers=False), query)
+                     for batch in sqlite_batches(database, sql, first_row, SLICE_ROWS)]
+            return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        except OSError as e:  # a value of another type than its column's (written by hand): read it as it is
+            log.warning("hub read through SQLAlchemy instead of Arrow: %s", e)
+    frame = pd.read_sql(query, conn)
+    for column in query.selected_columns:
+        if isinstance(column.type, String) and column.name in frame:
+            values = frame[column.name].astype(object)
+            frame[column.name] = values.where(values.notna(), None)
+    return frame
+
+
+def _as_read_sql(raw: pd.DataFrame, query) -> pd.DataFrame:
+    """An Arrow batch's frame with SQLAlchemy's result types: booleans (stored 0/1) as bool, or as objects True,
+    False and None; timestamps (stored as text) as datetime64[us]; dates as `datetime.date` objects or None."""
+    for column in query.selected_columns:
+        kind, values = column.type, raw[column.name]
+        if not isinstance(kind, (Boolean, Date, DateTime)):
+            continue
+        present = values.notna().to_numpy()
+        if isinstance(kind, Boolean):
+            if present.all():
+                raw[column.name] = values.to_numpy() != 0
+                continue
+            truth = values[present].to_numpy() != 0
+        else:
+            stamps = pd.to_datetime(values, format="ISO8601")
+            if isinstance(kind, DateTime):
+                raw[column.name] = stamps.astype("datetime64[us]")
+                continue
+            truth = stamps[present].dt.date.to_numpy()
+        out = np.full(len(values), None, dtype=object)
+        out[present] = truth.tolist()  # Python objects (bool, date), as SQLAlchemy gives them
+        raw[column.name] = out
+    return raw
+
+
 def sqlite_file(url: URL) -> str | None:
     """The database file of a SQLite URL (whose bulk reads and upserts go through ADBC); None for anything else,
     an in-memory database included."""
@@ -208,6 +257,8 @@ def _column_values(col: pd.Series, sql_type, dialect: str) -> np.ndarray:
         out = np.array(values, dtype=object)  # a copy: pandas hands out read-only views
         out[stamps.isna().to_numpy()] = None
         return out
+    if isinstance(sql_type, Integer) and col.dtype.kind == "f":  # integers with a missing one, from records
+        col = col.astype("Int64")
     values = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
     if isinstance(sql_type, Boolean) and dialect == "sqlite":
         return np.array([None if v is None else int(bool(v)) for v in values], dtype=object)

@@ -207,14 +207,14 @@ class HubStore:
 
     def upsert_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...], remove: list[tuple] = ()) -> None:
         """Replace the rows with the same key as `rows` (and add the new ones), and delete those keyed `remove`,
-        atomically."""
+        atomically. Each row holds every column; they are written in bulk (hub.bulk), not one parameter set each."""
         if not rows and not remove:
             return
         table = schema.metadata.tables[name]
         with self.engine.begin() as conn:
-            bulk.delete_keys(conn, table, key_columns, [tuple(r[c] for c in key_columns) for r in rows] + list(remove))
+            bulk.delete_keys(conn, table, key_columns, list(remove))
             if rows:
-                conn.execute(insert(table), rows)
+                bulk.upsert_frame(conn, table, pd.DataFrame.from_records(rows), key_columns)
 
     # --- quarantine -----------------------------------------------------------------------------------
     def add_quarantine(self, run_id: str, stage: str, entity: str, rows: pd.DataFrame, key_columns: tuple[str, ...]) -> int:
@@ -278,7 +278,7 @@ class HubStore:
         if stage:
             query = query.where(q.c.stage == stage)
         with self.engine.connect() as conn:
-            return pd.read_sql(query.order_by(q.c.id), conn)
+            return bulk.read_rows(conn, query.order_by(q.c.id))
 
     # --- identity resolution state ----------------------------------------------------------------------
     def match_pairs(self) -> tuple[pd.DataFrame | None, str | None]:
@@ -331,8 +331,8 @@ class HubStore:
     def reviews(self, statuses: tuple[str, ...] = ("pending",)) -> pd.DataFrame:
         r = schema.match_reviews
         with self.engine.connect() as conn:
-            frame = pd.read_sql(select(r).where(r.c.status.in_(statuses))
-                                .order_by(r.c.match_probability.desc(), r.c.left_id, r.c.right_id), conn)
+            frame = bulk.read_rows(conn, select(r).where(r.c.status.in_(statuses))
+                                   .order_by(r.c.match_probability.desc(), r.c.left_id, r.c.right_id))
         frame["fields"] = frame["fields"].map(lambda v: json.loads(v) if isinstance(v, str) else {})
         return frame.rename(columns={"left_id": "left", "right_id": "right", "status": "decision"})
 
@@ -352,11 +352,12 @@ class HubStore:
 
     # --- generic tables -------------------------------------------------------------------------------
     def read_table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        """The table's rows; only `columns` when given (a profile's JSON or a payload is most of a row)."""
+        """The table's rows, as `hub.bulk.read_rows` reads them; only `columns` when given (a profile's JSON or a
+        payload is most of a row)."""
         table = schema.metadata.tables[name]
         query = select(table) if columns is None else select(*(table.c[c] for c in columns))
         with self.engine.connect() as conn:
-            return pd.read_sql(query, conn)
+            return bulk.read_rows(conn, query)
 
     def read_keyed(self, name: str, columns: list[str], key: str, values: list, batch: int = 500) -> pd.DataFrame:
         """`columns` of the rows whose `key` is one of `values`: the whole table read once when they are most of
@@ -368,7 +369,7 @@ class HubStore:
             return frame.loc[frame[key].isin(pd.Index(values, dtype=object)), columns].reset_index(drop=True)
         with self.engine.connect() as conn:
             slices = [values[start:start + batch] for start in range(0, len(values), batch)] or [[]]
-            parts = [pd.read_sql(query.where(table.c[key].in_(part)), conn) for part in slices]
+            parts = [bulk.read_rows(conn, query.where(table.c[key].in_(part))) for part in slices]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def update_rows(self, name: str, rows: list[dict], key_columns: tuple[str, ...]) -> None:
@@ -424,9 +425,10 @@ class HubStore:
         return {"written": int(changed.sum()), "deleted": len(gone)}
 
     def insert_rows(self, name: str, rows: list[dict]) -> None:
+        """Add `rows`, in bulk (a push's receipt for each of 156,000 customers)."""
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(schema.metadata.tables[name]), rows)
+                bulk.insert_frame(conn, schema.metadata.tables[name], pd.DataFrame.from_records(rows))
 
     # --- run history ------------------------------------------------------------------------------------
     def start_run(self, run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool) -> None:
@@ -446,7 +448,7 @@ class HubStore:
     def stages(self, run_id: str) -> pd.DataFrame:
         t = schema.run_stages
         with self.engine.connect() as conn:
-            frame = pd.read_sql(select(t).where(t.c.run_id == run_id).order_by(t.c.started_at), conn)
+            frame = bulk.read_rows(conn, select(t).where(t.c.run_id == run_id).order_by(t.c.started_at))
         frame["counts"] = frame["counts"].map(json.loads)
         return frame
 
