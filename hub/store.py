@@ -389,12 +389,12 @@ class HubStore:
             return conn.scalar(select(func.count()).select_from(schema.metadata.tables[name]))
 
     def replace_rows(self, name: str, rows: list[dict], where=None) -> None:
-        """Delete the rows matching `where` (all rows when None) and insert `rows`, atomically."""
+        """Delete the rows matching `where` (all rows when None) and insert `rows` in bulk, atomically."""
         table = schema.metadata.tables[name]
         with self.engine.begin() as conn:
             conn.execute(delete(table) if where is None else delete(table).where(where(table)))
             if rows:
-                conn.execute(insert(table), rows)
+                bulk.insert_frame(conn, table, pd.DataFrame.from_records(rows))
 
     def replace_frame(self, name: str, frame: pd.DataFrame) -> None:
         """Make `frame` the whole content of the table, atomically; written in bulk slices (hub.bulk), not as a
