@@ -188,5 +188,11 @@ def retirement_payload(mapping: OutboundMapping, customer_id: str, reason: str, 
 PAYLOAD_FORMAT = 1
 
 
-def payload_hash(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+def payload_text(payload: dict) -> str:
+    """A payload's canonical JSON: what its hash is of, and what push state keeps of a confirmed write."""
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
+
+def payload_hash(payload: dict, text: str | None = None) -> str:
+    """The hash of `payload`; `text` is its `payload_text` when the caller has it already."""
+    return hashlib.sha256((payload_text(payload) if text is None else text).encode()).hexdigest()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from connectors.outbound import (PAYLOAD_FORMAT, OutboundMapping, build_payload, load_outbound, payload_hash,
-                                 retirement_payload)
+                                 payload_text, retirement_payload)
 from connectors.registry import open_sink
 from connectors.salesforce import PushResult
 from erp2crm.config import TargetConfig
@@ -36,6 +36,7 @@ class Plan:
     skipped: list = field(default_factory=list)  # (customer_id, why)
     retire: list = field(default_factory=list)  # (customer_id, reason, merged_into)
     sources: dict = field(default_factory=dict)  # customer_id → source_hash of each payload built
+    texts: dict = field(default_factory=dict)  # customer_id → payload_text of each payload to send
     rebuilt_unchanged: list = field(default_factory=list)  # (customer_id, source_hash): rebuilt, found unchanged
 
 
@@ -104,7 +105,8 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
     profiles = hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id", list(to_build))
     for customer_id, profile in sorted(zip(profiles["customer_id"], profiles["profile"])):
         payload = build_payload(mapping, customer_id, json.loads(profile))
-        digest, source = payload_hash(payload), to_build[customer_id]
+        text, source = payload_text(payload), to_build[customer_id]
+        digest = payload_hash(payload, text)
         if confirmed.get(customer_id) == digest:
             out.unchanged.append(customer_id)
             if source is not None and customer_id in built_from:
@@ -112,6 +114,7 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
         else:
             out.send.append((customer_id, payload, digest))
             out.sources[customer_id] = source
+            out.texts[customer_id] = text
     out.unchanged.sort()
     if target.mode != "create_only":
         merged = _merged_into(hub)
@@ -187,7 +190,7 @@ def batches(sink, target: TargetConfig, payloads: list[dict]):
 def push(hub: HubStore, run_id: str, target: TargetConfig) -> dict:
     state = _confirmed(hub, target)
     work = plan(hub, target, state)
-    log = _Log(hub, target, run_id, work.sources)
+    log = _Log(hub, target, run_id, work.sources, work.texts)
     if work.rebuilt_unchanged:  # confirmed before source hashes were kept, or under another mapping: next time skipped
         hub.update_rows("push_state", [{"target": target.name, "customer_id": c, "source_hash": h}
                                        for c, h in work.rebuilt_unchanged], ("target", "customer_id"))
@@ -233,9 +236,11 @@ class _Log:
     """A push's receipts and confirmed writes; `flush` saves them (after every batch of writes)."""
     COLUMNS = ("crm_id", "error", "payload_hash", "note")  # one shape for every receipt row of an insert
 
-    def __init__(self, hub: HubStore, target: TargetConfig, run_id: str, sources: dict[str, str | None]):
+    def __init__(self, hub: HubStore, target: TargetConfig, run_id: str, sources: dict[str, str | None],
+                 texts: dict[str, str]):
         self.hub, self.target, self.run_id, self.now = hub, target, run_id, utcnow()
         self.sources = sources  # customer_id → source_hash of the payload sent
+        self.texts = texts  # customer_id → payload_text of the payload sent
         self.receipts: list[dict] = []
         self.confirmed: list[dict] = []
         self.counts = {"created": 0, "updated": 0, "rejected": 0, "retired": 0}
@@ -245,10 +250,11 @@ class _Log:
                 "customer_id": customer_id, "result": result, **dict.fromkeys(self.COLUMNS), **fields}
 
     def _confirm(self, customer_id: str, digest: str, crm_id, payload: dict | None, retired: bool) -> None:
+        text = None if retired or not payload else self.texts.get(customer_id)  # the plan's text of this payload
         self.confirmed.append({"target": self.target.name, "customer_id": customer_id, "payload_hash": digest,
                                "crm_id": crm_id, "confirmed_at": self.now, "retired_at": self.now if retired else None,
                                "source_hash": None if retired else self.sources.get(customer_id),
-                               "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False) if payload else None})
+                               "payload": (text or payload_text(payload)) if payload else None})
 
     def written(self, sent: list, results: list) -> None:
         for (customer_id, payload, digest), result in zip(sent, results):
