@@ -58,32 +58,33 @@ def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str,
 
 
 def read_rows(conn: Connection, query) -> pd.DataFrame:
-    """The rows of `query` as `pd.read_sql` gives them, except that text is objects (None for missing) on every
-    database, and that a column keeps its type when no row matches. On a SQLite file, through ADBC into Arrow
-    (`sqlite_batches`): the hub's own tables (push state, profiles, crosswalk) without SQLAlchemy's row
-    processing, which was most of an incremental run's reads, and without pandas' Arrow-backed strings, which are
-    slow to iterate in Python."""
+    """The rows of `query` as `pd.read_sql` gives them. On a SQLite file, through ADBC into Arrow (`sqlite_batches`)
+    instead of SQLAlchemy's row processing, which was most of an incremental run's reads of the hub's own tables
+    (push state, profiles, crosswalk); there, a column NULL in every row keeps its type (`pd.read_sql` gives
+    objects)."""
     database = sqlite_file(conn.engine.url)
     first_row = typed_first_row(query)
     if database and first_row and not conn.in_transaction():
         sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
         try:
-            parts = [_as_read_sql(arrow_frame(batch, nullable_integers=False), query)
-                     for batch in sqlite_batches(database, sql, first_row, SLICE_ROWS)]
+            parts = [_as_read_sql(batch, query) for batch in sqlite_batches(database, sql, first_row, SLICE_ROWS)]
             return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         except OSError as e:  # a value of another type than its column's (written by hand): read it as it is
             log.warning("hub read through SQLAlchemy instead of Arrow: %s", e)
-    frame = pd.read_sql(query, conn)
-    for column in query.selected_columns:
-        if isinstance(column.type, String) and column.name in frame:
-            values = frame[column.name].astype(object)
-            frame[column.name] = values.where(values.notna(), None)
-    return frame
+    return pd.read_sql(query, conn)
 
 
-def _as_read_sql(raw: pd.DataFrame, query) -> pd.DataFrame:
-    """An Arrow batch's frame with SQLAlchemy's result types: booleans (stored 0/1) as bool, or as objects True,
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' `str`, what pd.read_sql gives text as
+
+
+def _as_read_sql(batch: pa.RecordBatch, query) -> pd.DataFrame:
+    """An Arrow batch as `pd.read_sql` gives SQLAlchemy's results: text as pandas' `str` (no Python string per
+    value), integers as int64 or float64 with a missing one, booleans (stored 0/1) as bool, or as objects True,
     False and None; timestamps (stored as text) as datetime64[us]; dates as `datetime.date` objects or None."""
+    raw = pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
+    for name, values in zip(batch.column_names, batch.columns):
+        text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+        raw[name] = values.to_pandas(types_mapper={values.type: _TEXT}.get if text else None)
     for column in query.selected_columns:
         kind, values = column.type, raw[column.name]
         if not isinstance(kind, (Boolean, Date, DateTime)):

@@ -80,6 +80,12 @@ def _same(new: pd.Series, old: pd.Series) -> np.ndarray:
     return equal | (new.isna().to_numpy() & old.isna().to_numpy())
 
 
+def _row_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows (dicts) as a frame for hub.bulk's writes, each value the object it is: pandas would otherwise copy text
+    into its Arrow-backed str, and the writes turn it back into Python strings (230 MB of profile JSON, twice)."""
+    return pd.DataFrame(rows, dtype=object)
+
+
 def utcnow() -> datetime:
     """Naive UTC now, the form timestamps take in SQL."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -214,7 +220,7 @@ class HubStore:
         with self.engine.begin() as conn:
             bulk.delete_keys(conn, table, key_columns, list(remove))
             if rows:
-                bulk.upsert_frame(conn, table, pd.DataFrame.from_records(rows), key_columns)
+                bulk.upsert_frame(conn, table, _row_frame(rows), key_columns)
 
     # --- quarantine -----------------------------------------------------------------------------------
     def add_quarantine(self, run_id: str, stage: str, entity: str, rows: pd.DataFrame, key_columns: tuple[str, ...]) -> int:
@@ -394,7 +400,7 @@ class HubStore:
         with self.engine.begin() as conn:
             conn.execute(delete(table) if where is None else delete(table).where(where(table)))
             if rows:
-                bulk.insert_frame(conn, table, pd.DataFrame.from_records(rows))
+                bulk.insert_frame(conn, table, _row_frame(rows))
 
     def replace_frame(self, name: str, frame: pd.DataFrame) -> None:
         """Make `frame` the whole content of the table, atomically; written in bulk slices (hub.bulk), not as a
@@ -428,7 +434,7 @@ class HubStore:
         """Add `rows`, in bulk (a push's receipt for each of 156,000 customers)."""
         if rows:
             with self.engine.begin() as conn:
-                bulk.insert_frame(conn, schema.metadata.tables[name], pd.DataFrame.from_records(rows))
+                bulk.insert_frame(conn, schema.metadata.tables[name], _row_frame(rows))
 
     # --- run history ------------------------------------------------------------------------------------
     def start_run(self, run_id: str, dag_id: str, window_start: datetime, window_end: datetime, full_refresh: bool) -> None:
