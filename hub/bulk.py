@@ -2,7 +2,8 @@
 Python work, a slice of rows at a time (so that a 5-million-row entity never exists as 5 million Python tuples).
 
 Reads: on a SQLite file, through ADBC's SQLite driver into Arrow batches (`_read_arrow`); elsewhere, the query's SQL
-on the driver's cursor, fetched in slices. Each slice is coerced to the canonical kinds at once.
+on the driver's cursor, fetched in slices. Each slice is coerced to the canonical kinds at once. The hub's own
+tables (`read_rows`) come back as `pd.read_sql` gives them, through Arrow on a SQLite file.
 
 Writes, inside the caller's transaction:
 SQLite: one `executemany` of plain tuples on the driver connection (timestamps as the text SQLAlchemy's SQLite
@@ -62,8 +63,7 @@ def read_rows(conn: Connection, query) -> pd.DataFrame:
     instead of SQLAlchemy's row processing, which was most of an incremental run's reads of the hub's own tables
     (push state, profiles, crosswalk); there, a column NULL in every row keeps its type (`pd.read_sql` gives
     objects)."""
-    database = sqlite_file(conn.engine.url)
-    first_row = typed_first_row(query)
+    database, first_row = sqlite_file(conn.engine.url), typed_first_row(query)
     if database and first_row and not conn.in_transaction():
         sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
         try:
