@@ -250,7 +250,7 @@ class _Log:
                 "customer_id": customer_id, "result": result, **dict.fromkeys(self.COLUMNS), **fields}
 
     def _confirm(self, customer_id: str, digest: str, crm_id, payload: dict | None, retired: bool) -> None:
-        text = None if retired or not payload else self.texts.get(customer_id)  # the plan's text of this payload
+        text = None if retired else self.texts.get(customer_id)  # the plan's canonical JSON of this payload
         self.confirmed.append({"target": self.target.name, "customer_id": customer_id, "payload_hash": digest,
                                "crm_id": crm_id, "confirmed_at": self.now, "retired_at": self.now if retired else None,
                                "source_hash": None if retired else self.sources.get(customer_id),

@@ -258,8 +258,6 @@ def _column_values(col: pd.Series, sql_type, dialect: str) -> np.ndarray:
         out = np.array(values, dtype=object)  # a copy: pandas hands out read-only views
         out[stamps.isna().to_numpy()] = None
         return out
-    if isinstance(sql_type, Integer) and col.dtype.kind == "f":  # integers with a missing one, from records
-        col = col.astype("Int64")
     values = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
     if isinstance(sql_type, Boolean) and dialect == "sqlite":
         return np.array([None if v is None else int(bool(v)) for v in values], dtype=object)
