@@ -25,6 +25,7 @@ from erp2crm.config import SyncConfig, load_config
 from erp2crm.errors import ConfigError, DataError
 from erp2crm.openlineage import report_lineage
 from erp2crm.paths import CONFIG
+from erp2crm.profile_json import profile_from_text, profile_text
 from hub import HubStore
 from hub.store import utcnow
 
@@ -534,7 +535,7 @@ def _read_documents(hub: HubStore, columns: dict[str, list[str]], where) -> tupl
 
 def _profile_row(profile: dict, now: datetime, run_id: str, basis: str, customer_hash: str) -> dict:
     """A recomputed profile's row: not push-ready (null) until the profile gate has checked it."""
-    text = json.dumps(profile, default=str, ensure_ascii=False)
+    text = profile_text(profile)
     return {"customer_id": profile["customer_id"], "profile": text, "segment": profile.get("segment"),
             "net_value": profile.get("net_value"), "clv": profile.get("clv"), "churn_risk": profile.get("churn_risk"),
             "push_ready": None, "computed_at": now, "run_id": run_id, "basis": basis, "customer_hash": customer_hash,
@@ -552,7 +553,7 @@ def validate_profiles(run_id: str) -> dict:
         # Those enrich recomputed this run, and any an earlier run recomputed but did not get to check.
         fresh = every.loc[every["run_id"].eq(run_id) | every["push_ready"].isna(), "customer_id"].tolist()
         stored = hub.read_keyed("profiles", ["profile"], "customer_id", fresh)
-        frame = pd.DataFrame([json.loads(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
+        frame = pd.DataFrame([profile_from_text(p) for p in stored["profile"]]) if len(stored) else pd.DataFrame(
             columns=["customer_id"])
         counts.update(_customer_gate(config, hub, run_id, frame, "profile", profiles, "push_ready", False,
                                      present=None if len(fresh) == len(every) else set(every["customer_id"])))

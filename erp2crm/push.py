@@ -24,6 +24,7 @@ from connectors.registry import open_sink
 from connectors.salesforce import PushResult
 from erp2crm.config import TargetConfig
 from erp2crm.errors import ConfigError, Erp2CrmError
+from erp2crm.profile_json import profile_from_text
 from hub import HubStore
 from hub.store import utcnow
 
@@ -104,7 +105,7 @@ def plan(hub: HubStore, target: TargetConfig, state=None) -> Plan:
             to_build[customer_id] = source
     profiles = hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id", list(to_build))
     for customer_id, profile in sorted(zip(profiles["customer_id"], profiles["profile"])):
-        payload = build_payload(mapping, customer_id, json.loads(profile))
+        payload = build_payload(mapping, customer_id, profile_from_text(profile))
         text, source = payload_text(payload), to_build[customer_id]
         digest = payload_hash(payload, text)
         if confirmed.get(customer_id) == digest:

@@ -16,7 +16,6 @@ held are removed.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +24,7 @@ import pandas as pd
 from enrich.profiles import PROFILE_FORMAT
 from enrich.settings import EnrichmentSettings
 from enrich.value import assign_segments, most_valuable_ids
+from erp2crm.profile_json import profile_from_text
 from hub import HubStore
 
 # The customer columns a profile is built from (enrich.profiles.GOLDEN_COLUMNS, and those the push adds).
@@ -102,7 +102,7 @@ def rerank(hub: HubStore, fresh: pd.DataFrame, settings: EnrichmentSettings, sco
     crossing = others.loc[others["segment"].eq("most_valuable") != others["customer_id"].isin(top), "customer_id"]
     if crossing.empty:
         return []
-    profiles = [json.loads(p) for p in hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id",
+    profiles = [profile_from_text(p) for p in hub.read_keyed("profiles", ["customer_id", "profile"], "customer_id",
                                                         list(crossing))["profile"]]
     inputs = pd.DataFrame({c: [p.get(c) for p in profiles] for c in SEGMENT_INPUTS})
     inputs = inputs.astype({c: "float64" for c in SEGMENT_INPUTS[1:]})

@@ -761,3 +761,21 @@ def test_top_product_categories_by_hand():
     assert pd.isna(profile(run(), "C1")["top_categories"])  # a source without order lines: no preference
     one = run(settings=DEFAULTS.model_copy(update={"top_categories_count": 1}), order_lines=ORDER_LINES)
     assert profile(one, "C1")["top_categories"] == "Tea" and profile(one, "C1")["top_category_share"] == 0.5144
+
+
+def test_a_stored_profile_reads_back_as_json_loads_gives_it():
+    """The profile gate and the push read stored profiles through msgspec: the same dict as `json.loads`, text in
+    any script, floats to the last digit, big integers; a NaN (which `json.dumps` writes and msgspec refuses) too."""
+    import json
+    import math
+
+    from erp2crm.profile_json import profile_from_text, profile_text
+
+    profile = {"customer_id": "C-张伟", "name": "Zhang Wei 張偉 \"quoted\"\n", "clv": 0.1 + 0.2, "order_count": 2**62,
+               "first_order_at": pd.Timestamp("2026-01-02 03:04:05", tz="UTC"), "segment": None, "churn_flag": False,
+               "top_categories": "a; b", "shares": [0.25, None]}
+    text = profile_text(profile)
+    assert profile_from_text(text) == json.loads(text)
+    assert profile_from_text(text)["first_order_at"] == "2026-01-02 03:04:05+00:00"
+    with_nan = json.dumps({"clv": float("nan")})
+    assert math.isnan(profile_from_text(with_nan)["clv"])
