@@ -82,7 +82,8 @@ def _same(new: pd.Series, old: pd.Series) -> np.ndarray:
 
 def _row_frame(rows: list[dict]) -> pd.DataFrame:
     """Rows (dicts) as a frame for hub.bulk's writes, each value the object it is: pandas would otherwise copy text
-    into its Arrow-backed str, and the writes turn it back into Python strings (230 MB of profile JSON, twice)."""
+    into its Arrow-backed str, and the writes turn it back into Python strings (249 MB of profile JSON at
+    medium, twice)."""
     return pd.DataFrame(rows, dtype=object)
 
 
