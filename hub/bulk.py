@@ -61,20 +61,28 @@ def read_frame(conn: Connection, query, fields: dict[str, str], keep: tuple[str,
 def read_rows(conn: Connection, query) -> pd.DataFrame:
     """The rows of `query` as `pd.read_sql` gives them. On a SQLite file, through ADBC into Arrow (`sqlite_batches`)
     instead of SQLAlchemy's row processing, which was most of an incremental run's reads of the hub's own tables
-    (push state, profiles, crosswalk); there, a column NULL in every row keeps its type (`pd.read_sql` gives
-    objects)."""
+    (push state, profiles, crosswalk)."""
     database, first_row = sqlite_file(conn.engine.url), typed_first_row(query)
     if database and first_row and not conn.in_transaction():
         sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
         try:
             parts = [_as_read_sql(batch, query) for batch in sqlite_batches(database, sql, first_row, SLICE_ROWS)]
-            return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            return _nulls_as_read_sql(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
         except OSError as e:  # a value of another type than its column's (written by hand): read it as it is
             log.warning("hub read through SQLAlchemy instead of Arrow: %s", e)
     return pd.read_sql(query, conn)
 
 
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' `str`, what pd.read_sql gives text as
+
+
+def _nulls_as_read_sql(frame: pd.DataFrame) -> pd.DataFrame:
+    """A column without a value (every column of an empty result) as objects, None each, as `pd.read_sql` gives it:
+    callers test such values with `is None`."""
+    for name in frame.columns:
+        if not frame[name].notna().any():
+            frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame
 
 
 def _as_read_sql(batch: pa.RecordBatch, query) -> pd.DataFrame:
